@@ -1,0 +1,72 @@
+"""SQS -> Lambda: hand the batch to the `Forwarder`, report per-record failures to SQS.
+
+Delivery is decided for the whole batch at once (messages are grouped by tenant across records),
+then Powertools' BatchProcessor turns that decision into the `batchItemFailures` response.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from segment_bridge.aws import SqsDeadLetterQueue
+from segment_bridge.config import get_settings
+from segment_bridge.forwarding import Forwarder, ForwardReport, QueuedRecord
+from segment_bridge.observability import logger, metrics
+from segment_bridge.segment_client import SegmentClient
+from segment_bridge.tenants import SecretsManagerTenants
+
+
+class RecordNotDelivered(Exception):
+    """Raised for a record the forwarder could not deliver, so SQS retries it."""
+
+
+@lru_cache(maxsize=1)
+def get_forwarder() -> Forwarder:
+    settings = get_settings()
+    return Forwarder(
+        settings,
+        SecretsManagerTenants(settings.secrets_prefix, settings.secrets_max_age_seconds),
+        SegmentClient({"us": settings.segment_url_us, "eu": settings.segment_url_eu},
+                      timeout=settings.segment_timeout_seconds),
+        SqsDeadLetterQueue(settings.dead_letter_queue_url),
+    )
+
+
+def to_queued_record(record: dict[str, Any]) -> QueuedRecord:
+    attributes = record.get("attributes") or {}
+    return QueuedRecord(
+        record_id=record["messageId"],
+        body=record.get("body") or "",
+        receive_count=int(attributes.get("ApproximateReceiveCount", "1")),
+    )
+
+
+def record_metrics(report: ForwardReport) -> None:
+    metrics.add_metric(name="MessagesForwarded", unit=MetricUnit.Count, value=report.messages_forwarded)
+    metrics.add_metric(name="SegmentRequests", unit=MetricUnit.Count, value=report.requests)
+    metrics.add_metric(name="RecordsFailed", unit=MetricUnit.Count, value=len(report.failed))
+    metrics.add_metric(name="RecordsDeadLettered", unit=MetricUnit.Count, value=len(report.dead_lettered))
+    for status, count in report.statuses.items():
+        metrics.add_metric(name=f"SegmentStatus{status}", unit=MetricUnit.Count, value=count)
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    records = [to_queued_record(r) for r in event.get("Records", [])]
+    report = get_forwarder().forward(records)
+    record_metrics(report)
+
+    def check_record(record: SQSRecord) -> None:
+        reason = report.failed.get(record.message_id)
+        if reason is not None:
+            raise RecordNotDelivered(reason)
+
+    processor = BatchProcessor(event_type=EventType.SQS)
+    return process_partial_response(event=event, record_handler=check_record, processor=processor, context=context)

@@ -1,0 +1,107 @@
+"""API Gateway -> Lambda: adapt the REST event into a `WebhookRequest` and the result into HTTP.
+
+All decisions live in `segment_bridge.ingest`; this module only translates.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from segment_bridge.aws import SqsQueue
+from segment_bridge.config import get_settings
+from segment_bridge.errors import BridgeError, MalformedRequest
+from segment_bridge.ingest import Ingestor
+from segment_bridge.observability import logger, metrics
+from segment_bridge.sources import WebhookRequest, get_source
+from segment_bridge.tenants import SecretsManagerTenants
+
+app = APIGatewayRestResolver()
+WEBHOOK_ROUTE = "/v1/webhooks/<source>/<tenant>"
+
+
+@lru_cache(maxsize=1)
+def get_ingestor() -> Ingestor:
+    settings = get_settings()
+    tenants = SecretsManagerTenants(settings.secrets_prefix, settings.secrets_max_age_seconds)
+    return Ingestor(settings, tenants, SqsQueue(settings.queue_url))
+
+
+def json_response(status: int, body: dict[str, Any]) -> Response:
+    return Response(status_code=status, content_type="application/json", body=json.dumps(body))
+
+
+def raw_body() -> bytes:
+    event = app.current_event
+    body = event.body or ""
+    if event.is_base64_encoded:
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise MalformedRequest("body is not valid base64") from None
+    return body.encode("utf-8", "surrogateescape")
+
+
+def to_webhook_request(source: str, tenant: str) -> WebhookRequest:
+    event = app.current_event
+    headers = {k.lower(): v for k, v in (event.headers or {}).items()}
+    query = dict(event.query_string_parameters or {})
+    ctx = event.request_context
+    host = headers.get("host") or ctx.domain_name or "localhost"
+    url = f"https://{host}{ctx.path or event.path}"
+    return WebhookRequest(source=source, tenant=tenant, method=event.http_method, body=raw_body(),
+                          headers=headers, query=query, url=url)
+
+
+@app.post(WEBHOOK_ROUTE)
+def receive_webhook(source: str, tenant: str) -> Response:
+    result = get_ingestor().handle(to_webhook_request(source, tenant))
+    metrics.add_metric(name="MessagesAccepted", unit=MetricUnit.Count, value=len(result.accepted))
+    metrics.add_metric(name="MessagesRejected", unit=MetricUnit.Count, value=len(result.rejected))
+    metrics.add_metric(name="MessagesSkipped", unit=MetricUnit.Count, value=len(result.skipped))
+    logger.info("webhook accepted", extra={"source": source, "tenant": tenant, "accepted": len(result.accepted),
+                                           "rejected": len(result.rejected), "skipped": len(result.skipped),
+                                           "sqs_calls": result.sqs_calls})
+    return json_response(202, result.body())
+
+
+@app.route(WEBHOOK_ROUTE, method="HEAD")
+def probe_webhook(source: str, tenant: str) -> Response:
+    """Some tools (Mandrill) check a webhook URL with HEAD before they start posting."""
+    known = get_source(source)
+    if known is None or "HEAD" not in known.probe_methods:
+        return json_response(405, {"message": "HEAD is not supported for this source; POST webhooks here"})
+    return Response(status_code=200, content_type="text/plain", body="")
+
+
+@app.exception_handler(BridgeError)
+def handle_bridge_error(error: BridgeError) -> Response:
+    metrics.add_metric(name=f"IngestStatus{error.status_code}", unit=MetricUnit.Count, value=1)
+    if error.status_code >= 500:
+        logger.warning("ingest unavailable", extra={"status": error.status_code, "reason": error.message})
+    return json_response(error.status_code, error.body())
+
+
+@app.not_found
+def handle_not_found(_: Exception) -> Response:
+    return json_response(404, {"message": "no such route; webhooks are POST /v1/webhooks/{source}/{tenant}"})
+
+
+@app.exception_handler(Exception)
+def handle_unexpected(error: Exception) -> Response:
+    logger.exception("unhandled error in ingest")
+    return json_response(500, {"message": "internal error; the request was not accepted, retry later"})
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

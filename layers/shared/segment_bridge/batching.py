@@ -1,0 +1,57 @@
+"""Pack already-serialized Spec messages into /v1/batch request bodies within Segment's limits.
+
+Greedy and order-preserving: each request is filled up to 475 KB (analytics-python's
+BATCH_SIZE_LIMIT, leaving room under Segment's 500 KB) and 2,500 messages, so a backlog costs as
+few requests as the limits allow. Each item keeps its owner (the SQS record it came from) so a
+failed request can be traced back to exactly the records to retry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Generic, Hashable, Iterable, TypeVar
+
+from .limits import BATCH_TARGET_BYTES, MAX_BATCH_MESSAGES
+
+Owner = TypeVar("Owner", bound=Hashable)
+
+_PREFIX = b'{"batch":['
+_SUFFIX_TEMPLATE = '],"sentAt":"{}"}}'
+#: `{"batch":[` + `],"sentAt":"2026-01-01T00:00:00.000Z"}`
+ENVELOPE_BYTES = len(_PREFIX) + len(_SUFFIX_TEMPLATE.format("2026-01-01T00:00:00.000Z"))
+
+
+@dataclass
+class Batch(Generic[Owner]):
+    items: list[str] = field(default_factory=list)
+    owners: list[Owner] = field(default_factory=list)
+    message_ids: list[str] = field(default_factory=list)
+    #: Bytes of the request body once wrapped (items, commas and envelope).
+    size: int = ENVELOPE_BYTES
+
+    def body(self, sent_at: str) -> bytes:
+        return _PREFIX + ",".join(self.items).encode("utf-8") + _SUFFIX_TEMPLATE.format(sent_at).encode("ascii")
+
+
+def pack_batches(
+    items: Iterable[tuple[Owner, str, str, int]],
+    *,
+    max_bytes: int = BATCH_TARGET_BYTES,
+    max_messages: int = MAX_BATCH_MESSAGES,
+) -> list[Batch[Owner]]:
+    """`items` are `(owner, message_id, json, utf8_size)`; returns batches in input order."""
+    batches: list[Batch[Owner]] = []
+    current: Batch[Owner] = Batch()
+    for owner, message_id, encoded, size in items:
+        extra = size + (1 if current.items else 0)
+        if current.items and (current.size + extra > max_bytes or len(current.items) >= max_messages):
+            batches.append(current)
+            current = Batch()
+            extra = size
+        current.items.append(encoded)
+        current.owners.append(owner)
+        current.message_ids.append(message_id)
+        current.size += extra
+    if current.items:
+        batches.append(current)
+    return batches

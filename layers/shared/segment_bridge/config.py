@@ -1,0 +1,48 @@
+"""Deployment configuration, read from the environment once and validated.
+
+Every knob the template sets (and `make run` sets locally) is here with its default, so the
+README's configuration reference and this model cannot drift apart silently.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import BaseModel, Field, field_validator
+
+
+class Settings(BaseModel):
+    queue_url: str = Field("", alias="QUEUE_URL")
+    dead_letter_queue_url: str = Field("", alias="DEAD_LETTER_QUEUE_URL")
+    secrets_prefix: str = Field("segment-bridge", alias="SECRETS_PREFIX", pattern=r"^[A-Za-z0-9/_+=.@-]{1,128}$")
+    integration_name: str = Field("segment-bridge", alias="INTEGRATION_NAME", pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
+    integration_version: str = Field("1.0.0", alias="INTEGRATION_VERSION", min_length=1, max_length=32)
+    #: Largest webhook body accepted. API Gateway allows 10 MB and Lambda 6 MB; 4 MiB leaves room for
+    #: base64 (which grows a body by a third) inside Lambda's 6 MB synchronous payload.
+    max_body_bytes: int = Field(4 * 1024 * 1024, alias="MAX_BODY_BYTES", gt=0)
+    signature_tolerance_seconds: int = Field(300, alias="SIGNATURE_TOLERANCE_SECONDS", gt=0)
+    secrets_max_age_seconds: int = Field(300, alias="SECRETS_MAX_AGE_SECONDS", ge=0)
+    #: Overrides of the regional endpoints (local sink, tests). Empty means Segment's own.
+    segment_url_us: str = Field("", alias="SEGMENT_URL_US")
+    segment_url_eu: str = Field("", alias="SEGMENT_URL_EU")
+    segment_timeout_seconds: float = Field(10.0, alias="SEGMENT_TIMEOUT_SECONDS", gt=0)
+    #: Must equal the queue's RedrivePolicy.maxReceiveCount: on that attempt the forwarder itself
+    #: dead-letters a failing record with its reason instead of letting SQS move it silently.
+    max_receive_count: int = Field(5, alias="MAX_RECEIVE_COUNT", ge=1)
+    #: Requests per second one forwarder instance may send; the template derives it from the
+    #: partner cap divided by MaximumConcurrency.
+    max_requests_per_second: float = Field(25.0, alias="MAX_REQUESTS_PER_SECOND", gt=0)
+
+    model_config = {"populate_by_name": True}
+
+    @field_validator("secrets_prefix")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    known = {field.alias for field in Settings.model_fields.values()}
+    return Settings.model_validate({key: value for key, value in os.environ.items() if key in known})

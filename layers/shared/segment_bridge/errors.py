@@ -1,0 +1,62 @@
+"""Domain errors that carry the HTTP status a caller should see.
+
+The ingest handler maps each to `{"message": ...}` with its status; nothing else in the package
+knows about HTTP. Messages are written for the caller: they say what to fix, never echo a secret.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BridgeError(Exception):
+    status_code = 400
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        return {"message": self.message, **self.extra}
+
+
+class MalformedRequest(BridgeError):
+    status_code = 400
+
+
+class Unauthorized(BridgeError):
+    """Bad signature and unknown tenant share this error and text, so tenants cannot be enumerated."""
+
+    status_code = 401
+
+    def __init__(self, message: str = "signature verification failed or unknown tenant") -> None:
+        super().__init__(message)
+
+
+class UnknownSource(BridgeError):
+    status_code = 404
+
+
+class PayloadTooLarge(BridgeError):
+    status_code = 413
+
+
+class UnsupportedMediaType(BridgeError):
+    status_code = 415
+
+
+class NothingAccepted(BridgeError):
+    """Every event in the request was rejected; the body lists why, per index."""
+
+    status_code = 422
+
+
+class ServiceUnavailable(BridgeError):
+    """A dependency (SQS, Secrets Manager) failed: the tool should retry; ids are stable so no duplicates."""
+
+    status_code = 503
+
+
+class TenantConfigError(Exception):
+    """A tenant's secret exists but is unusable. Logged for the operator; callers see a 503."""

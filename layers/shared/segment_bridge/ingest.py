@@ -1,0 +1,157 @@
+"""Ingest: one verified webhook in, normalized Spec messages on the queue, a per-event report out.
+
+Order of checks is cheap-first and never reveals whether a tenant exists: route and tenant-id
+syntax, size, media type, then the tenant's secret and the tool's signature (unknown tenant and
+bad signature are the same 401), then parsing and per-event normalization.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from .aws import MessageQueue
+from .config import Settings
+from .errors import (
+    MalformedRequest,
+    NothingAccepted,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    TenantConfigError,
+    Unauthorized,
+    UnknownSource,
+    UnsupportedMediaType,
+)
+from .normalize import Integration, NormalizedMessage, normalize
+from .observability import logger
+from .queue_format import pack_queue_bodies
+from .sources import MappedEvent, Rejected, Skipped, Source, SourceSettings, VerifyContext, WebhookRequest, get_source
+from .tenants import TenantConfig, TenantDirectory, UnknownTenant, is_valid_tenant_id
+
+
+class MessageReviewer(Protocol):
+    """Hook for Spec conformance: may fix `mapped.message` in place, returns notes, raises `Rejected`."""
+
+    def review(self, mapped: MappedEvent, *, source: str, tenant_id: str, tenant: TenantConfig) -> list[str]: ...
+
+
+class IdentityResolver(Protocol):
+    """Hook for the identity loop: fills in userIds from the tenant's identity table, in one batch."""
+
+    def resolve(self, tenant_id: str, events: list[MappedEvent]) -> int: ...
+
+
+@dataclass
+class IngestResult:
+    accepted: list[str] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[dict[str, Any]] = field(default_factory=list)
+    resolved: int = 0
+    sqs_calls: int = 0
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"accepted": len(self.accepted), "messageIds": self.accepted, "rejected": self.rejected}
+        if self.skipped:
+            body["skipped"] = self.skipped
+        if self.notes:
+            body["notes"] = self.notes
+        if self.resolved:
+            body["resolvedUserIds"] = self.resolved
+        return body
+
+
+class Ingestor:
+    def __init__(
+        self,
+        settings: Settings,
+        tenants: TenantDirectory,
+        queue: MessageQueue,
+        *,
+        clock: Callable[[], float] = time.time,
+        reviewer: MessageReviewer | None = None,
+        identity: IdentityResolver | None = None,
+    ) -> None:
+        self.settings = settings
+        self.tenants = tenants
+        self.queue = queue
+        self.clock = clock
+        self.reviewer = reviewer
+        self.identity = identity
+        self.integration = Integration(settings.integration_name, settings.integration_version)
+
+    # -- request-level checks -------------------------------------------------------------
+    def source_for(self, request: WebhookRequest) -> Source:
+        source = get_source(request.source)
+        if source is None:
+            raise UnknownSource(f"unknown source {request.source[:64]!r}; use one of the documented sources")
+        if not is_valid_tenant_id(request.tenant):
+            raise MalformedRequest("tenant id must be 1-64 characters: letters, digits, '-' or '_'")
+        return source
+
+    def authenticate(self, request: WebhookRequest, source: Source) -> tuple[TenantConfig, SourceSettings]:
+        if len(request.body) > self.settings.max_body_bytes:
+            raise PayloadTooLarge(f"body exceeds {self.settings.max_body_bytes} bytes; send smaller batches")
+        if request.media_type not in source.media_types:
+            expected = " or ".join(sorted(source.media_types))
+            raise UnsupportedMediaType(f"Content-Type must be {expected} for source {source.name!r}")
+        try:
+            tenant = self.tenants.get(request.tenant)
+        except UnknownTenant:
+            raise Unauthorized() from None
+        except TenantConfigError as exc:
+            logger.error("tenant configuration invalid", extra={"tenant": request.tenant, "error": str(exc)})
+            raise ServiceUnavailable("this tenant is misconfigured on our side; retry later") from None
+        except Exception as exc:  # Secrets Manager unreachable, throttled...
+            logger.warning("tenant lookup failed", extra={"tenant": request.tenant, "error": type(exc).__name__})
+            raise ServiceUnavailable("tenant configuration is temporarily unavailable; retry later") from None
+        settings = source.settings_for(tenant)
+        source.verify(request, settings, VerifyContext(self.settings.signature_tolerance_seconds, self.clock))
+        return tenant, settings
+
+    # -- the pipeline ---------------------------------------------------------------------
+    def handle(self, request: WebhookRequest) -> IngestResult:
+        source = self.source_for(request)
+        tenant, settings = self.authenticate(request, source)
+        result = IngestResult()
+
+        mapped: list[tuple[int, MappedEvent]] = []
+        for index, event in enumerate(source.parse(request)):
+            try:
+                outcome = source.map_event(event, settings)
+            except Rejected as exc:
+                result.rejected.append({"index": index, "message": str(exc)})
+                continue
+            if isinstance(outcome, Skipped):
+                result.skipped.append({"index": index, "reason": outcome.reason})
+            else:
+                mapped.append((index, outcome))
+
+        if self.identity is not None and mapped:
+            result.resolved = self.identity.resolve(request.tenant, [event for _, event in mapped])
+
+        normalized: list[NormalizedMessage] = []
+        for index, event in mapped:
+            try:
+                if self.reviewer is not None:
+                    for note in self.reviewer.review(event, source=source.name, tenant_id=request.tenant, tenant=tenant):
+                        result.notes.append({"index": index, "message": note})
+                message = normalize(
+                    event, tenant_id=request.tenant, tenant=tenant, source=source.name, integration=self.integration
+                )
+            except Rejected as exc:
+                result.rejected.append({"index": index, "message": str(exc)})
+                continue
+            normalized.append(message)
+            result.accepted.append(message.message_id)
+
+        result.rejected.sort(key=lambda r: r["index"])
+        if not normalized:
+            if result.rejected:
+                raise NothingAccepted("no event in the request was accepted", rejected=result.rejected)
+            return result  # only skipped events: a success for the tool, nothing to send
+
+        bodies = pack_queue_bodies(request.tenant, source.name, [(m.json, m.size) for m in normalized])
+        result.sqs_calls = self.queue.send_bodies(bodies, {"tenant": request.tenant, "source": source.name})
+        return result

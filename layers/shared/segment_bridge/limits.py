@@ -1,0 +1,37 @@
+"""Every number Segment and AWS impose on us, named once.
+
+Sources: ../shared/reference/segment-facts.md (sections 1.6, 1.7, 1.10) and aws-facts.md (section 2).
+Keeping them here, the way analytics-python keeps MAX_MSG_SIZE and BATCH_SIZE_LIMIT in one place,
+means a reviewer can check every limit against Segment's docs in one read.
+"""
+
+from __future__ import annotations
+
+# --- Segment HTTP Tracking API -------------------------------------------------------------
+#: Largest serialized message Segment accepts (per event, also inside /v1/batch).
+MAX_MESSAGE_BYTES = 32 * 1024
+#: Hard ceiling of a /v1/batch request body; above it Segment answers 400.
+MAX_BATCH_REQUEST_BYTES = 500 * 1000
+#: What we pack up to, like analytics-python's BATCH_SIZE_LIMIT: room for the envelope and sentAt.
+BATCH_TARGET_BYTES = 475 * 1000
+#: More events than this in one batch get a silent 200 and are dropped by Segment.
+MAX_BATCH_MESSAGES = 2500
+#: messageId is the global dedupe key; Segment caps its length.
+MAX_MESSAGE_ID_LENGTH = 100
+#: Partner guidance: at most this many requests per second in total, batch requests included.
+PARTNER_MAX_REQUESTS_PER_SECOND = 50
+
+#: Regional ingestion endpoints (raw HTTP needs the /v1 path).
+SEGMENT_BATCH_URLS = {
+    "us": "https://api.segment.io/v1/batch",
+    "eu": "https://events.eu1.segmentapis.com/v1/batch",
+}
+
+# --- Amazon SQS ----------------------------------------------------------------------------
+#: Entries per SendMessageBatch call.
+SQS_MAX_BATCH_ENTRIES = 10
+#: Total payload of one SendMessageBatch call (1 MiB since 2025).
+SQS_MAX_BATCH_BYTES = 1024 * 1024
+#: What one SQS message of ours may hold. 256 KiB is the pre-2025 message limit: it keeps the
+#: bundle valid on queues created with the old default and still packs hundreds of events each.
+SQS_MESSAGE_TARGET_BYTES = 256 * 1024

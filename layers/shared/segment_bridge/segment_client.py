@@ -1,0 +1,105 @@
+"""A small HTTP client for Segment's /v1/batch, in the spirit of analytics-python's request.py.
+
+One `requests.Session` per process (keep-alive to each regional host), gzip bodies, the writeKey
+as HTTP Basic `writeKey:` (partner rule), and an outcome object instead of exceptions so the
+forwarder can decide per status what to retry, isolate or dead-letter.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+from dataclasses import dataclass
+from typing import Mapping
+
+import requests
+
+from . import __version__
+from .limits import SEGMENT_BATCH_URLS
+
+USER_AGENT = f"segment-bridge/{__version__}"
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    status: int | None  # None: no HTTP answer (timeout, connection error)
+    error: str | None = None
+    retry_after: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+    @property
+    def retryable(self) -> bool:
+        # Segment: 429 and 5xx are transient, as are network failures; other 4xx never succeed as is.
+        return self.status is None or self.status == 429 or self.status >= 500
+
+
+def basic_auth(write_key: str) -> str:
+    return "Basic " + base64.b64encode(f"{write_key}:".encode("utf-8")).decode("ascii")
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    for name in ("Retry-After", "X-RateLimit-Reset"):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value)
+        except ValueError:
+            continue
+        if seconds > 1e9:  # an epoch timestamp rather than a delay
+            import time
+
+            seconds = seconds - time.time()
+        return max(0.0, min(seconds, 300.0))
+    return None
+
+
+class SegmentClient:
+    def __init__(
+        self,
+        urls: Mapping[str, str] | None = None,
+        *,
+        timeout: float = 10.0,
+        session: requests.Session | None = None,
+        compress: bool = True,
+    ) -> None:
+        self.urls = {**SEGMENT_BATCH_URLS, **{k: v for k, v in (urls or {}).items() if v}}
+        self.timeout = timeout
+        self.session = session or requests.Session()
+        self.compress = compress
+
+    def post_batch(self, region: str, write_key: str, body: bytes, timeout: float | None = None) -> SendOutcome:
+        headers = {
+            "Content-Type": "application/json",
+            "Authorization": basic_auth(write_key),
+            "User-Agent": USER_AGENT,
+        }
+        if self.compress:
+            body = gzip.compress(body, compresslevel=5)
+            headers["Content-Encoding"] = "gzip"
+        try:
+            response = self.session.post(self.urls[region], data=body, headers=headers, timeout=timeout or self.timeout)
+        except requests.Timeout:
+            return SendOutcome(None, "timeout")
+        except requests.RequestException as exc:
+            return SendOutcome(None, f"connection error: {type(exc).__name__}")
+        if response.status_code == 200:
+            return SendOutcome(200)
+        return SendOutcome(
+            response.status_code,
+            error=_error_text(response),
+            retry_after=parse_retry_after(response.headers),
+        )
+
+
+def _error_text(response: requests.Response) -> str:
+    try:
+        payload = response.json()
+        if isinstance(payload, dict) and payload.get("message"):
+            return str(payload["message"])[:300]
+    except ValueError:
+        pass
+    return (response.text or response.reason or "")[:300]

@@ -1,0 +1,148 @@
+"""Tenants: who the customer is, where their Segment workspace lives, and how their tools sign.
+
+One Secrets Manager secret per tenant, `{prefix}/tenants/{tenant}`, holding a JSON document that
+`TenantConfig` validates. The writeKey and every signing secret are `SecretStr`, so a log line,
+repr or exception that touches the model prints `**********`, never the value.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from .errors import TenantConfigError
+
+#: Tenant ids become part of a secret name and of metric dimensions: a tight charset, no dots or
+#: slashes (so no path games in `{prefix}/tenants/{tenant}`), bounded length.
+TENANT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+Region = Literal["us", "eu"]
+
+
+def is_valid_tenant_id(tenant: str) -> bool:
+    return bool(TENANT_ID_PATTERN.fullmatch(tenant))
+
+
+class IdentityPolicy(BaseModel):
+    """What to do with an event that has no customer userId (Segment's partner rule asks for one)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: `reject`: refuse the event with a reason. `anonymous`: forward it with a stable anonymousId
+    #: (derived from the email/phone, or kept from the sender).
+    missing_user_id: Literal["reject", "anonymous"] = "reject"
+
+
+class TenantConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    write_key: SecretStr = Field(min_length=1)
+    region: Region = "us"
+    identity: IdentityPolicy = Field(default_factory=IdentityPolicy)
+    #: Per-source settings, validated by each source's own settings model when that source is used.
+    sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    def to_secret_json(self) -> str:
+        data = self.model_dump(mode="python")
+        data["write_key"] = self.write_key.get_secret_value()
+        return json.dumps(_reveal(data), sort_keys=True)
+
+    def masked(self) -> dict[str, Any]:
+        """A view that is safe to print: the writeKey shows its last 4 chars, other secrets nothing."""
+        key = self.write_key.get_secret_value()
+        data = self.model_dump(mode="json")
+        data["write_key"] = ("*" * max(len(key) - 4, 4)) + key[-4:] if len(key) > 8 else "****"
+        data["sources"] = {name: _mask_secrets(values) for name, values in self.sources.items()}
+        return data
+
+
+_SECRET_FIELD = re.compile(r"(secret|key|token|password)", re.IGNORECASE)
+
+
+def _mask_secrets(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: ("****" if _SECRET_FIELD.search(k) else v) for k, v in values.items()}
+
+
+def _reveal(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, dict):
+        return {k: _reveal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_reveal(v) for v in value]
+    return value
+
+
+def parse_tenant_secret(tenant: str, raw: Any) -> TenantConfig:
+    try:
+        data = json.loads(raw) if isinstance(raw, (str, bytes)) else raw
+        return TenantConfig.model_validate(data)
+    except (ValueError, ValidationError) as exc:
+        # The pydantic error lists field names and types only (input values are hidden below), so it is
+        # safe to log; it tells the operator exactly which field of which tenant is wrong.
+        detail = exc.errors(include_input=False, include_url=False) if isinstance(exc, ValidationError) else "not JSON"
+        raise TenantConfigError(f"tenant {tenant!r} secret is invalid: {detail}") from None
+
+
+def secret_name(prefix: str, tenant: str) -> str:
+    return f"{prefix}/tenants/{tenant}"
+
+
+class UnknownTenant(Exception):
+    pass
+
+
+class TenantDirectory(Protocol):
+    """What the handlers need from tenant storage; tests can pass a dict-backed fake."""
+
+    def get(self, tenant: str) -> TenantConfig: ...
+
+
+class SecretsManagerTenants:
+    """Tenant configs from Secrets Manager through Powertools parameters (cached per environment).
+
+    A rotated writeKey or moved region is picked up when the cache entry expires (`max_age`,
+    default 300 s, like Powertools' own default).
+    """
+
+    def __init__(self, prefix: str, max_age: int = 300, client: Any = None) -> None:
+        from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+        self._prefix = prefix
+        self._max_age = max_age
+        self._provider = SecretsProvider(boto3_client=client) if client is not None else SecretsProvider()
+        self._parsed: dict[str, tuple[str, TenantConfig]] = {}
+
+    def get(self, tenant: str) -> TenantConfig:
+        from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+        if not is_valid_tenant_id(tenant):
+            raise UnknownTenant(tenant)
+        try:
+            raw = self._provider.get(secret_name(self._prefix, tenant), max_age=self._max_age)
+        except GetParameterError as exc:
+            if "ResourceNotFoundException" in str(exc):
+                raise UnknownTenant(tenant) from None
+            raise
+        cached = self._parsed.get(tenant)
+        if cached and cached[0] is raw:  # same cached string object: skip re-validation
+            return cached[1]
+        config = parse_tenant_secret(tenant, raw)
+        self._parsed[tenant] = (raw, config)
+        return config
+
+
+class StaticTenants:
+    """In-memory directory for unit tests and the `normalize` dry run."""
+
+    def __init__(self, tenants: dict[str, TenantConfig]) -> None:
+        self._tenants = tenants
+
+    def get(self, tenant: str) -> TenantConfig:
+        try:
+            return self._tenants[tenant]
+        except KeyError:
+            raise UnknownTenant(tenant) from None

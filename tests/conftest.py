@@ -1,0 +1,110 @@
+"""Shared fixtures: moto-backed AWS, a demo tenant, event builders, and handler access.
+
+Every test runs with fake credentials and a fresh moto state; caches that hold boto3 clients
+(Powertools parameters, our lazy clients, cached settings and handler singletons) are cleared so
+no test sees another's AWS objects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TENANT = "acme"
+SIGNING_SECRET = "whsec_test_spec_signing_secret_0123456789"
+WRITE_KEY = "wk_live_SECRET_abcdefghijklmnopqrstuvwx"
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "SegmentBridgeTest")
+    monkeypatch.setenv("POWERTOOLS_DEV", "false")
+    reset_caches()
+
+
+def reset_caches() -> None:
+    from aws_lambda_powertools.utilities import parameters
+
+    from segment_bridge import aws, config
+
+    parameters.clear_caches()
+    config.get_settings.cache_clear()
+    aws.client.cache_clear()
+    for module_name, getter in (("ingest_handler", "get_ingestor"), ("forward_handler", "get_forwarder")):
+        import sys
+
+        module = sys.modules.get(module_name)
+        if module is not None:
+            getattr(module, getter).cache_clear()
+
+
+def tenant_secret(**overrides: Any) -> dict[str, Any]:
+    secret: dict[str, Any] = {
+        "write_key": WRITE_KEY,
+        "region": "us",
+        "sources": {"spec": {"signing_secret": SIGNING_SECRET}},
+    }
+    secret.update(overrides)
+    return secret
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """moto-backed queue, DLQ and one tenant secret; env vars set the way the template sets them."""
+    with mock_aws():
+        sqs = boto3.client("sqs")
+        dlq_url = sqs.create_queue(QueueName="segment-bridge-dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        queue_url = sqs.create_queue(
+            QueueName="segment-bridge",
+            Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
+                        "VisibilityTimeout": "0"},
+        )["QueueUrl"]
+        boto3.client("secretsmanager").create_secret(
+            Name=f"segment-bridge/tenants/{TENANT}", SecretString=json.dumps(tenant_secret())
+        )
+        monkeypatch.setenv("QUEUE_URL", queue_url)
+        monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", dlq_url)
+        monkeypatch.setenv("SECRETS_PREFIX", "segment-bridge")
+        monkeypatch.setenv("INTEGRATION_NAME", "acme-tool")
+        reset_caches()
+        yield {"queue_url": queue_url, "dlq_url": dlq_url}
+        reset_caches()
+
+
+def put_tenant(tenant: str, secret: dict[str, Any]) -> None:
+    client = boto3.client("secretsmanager")
+    name = f"segment-bridge/tenants/{tenant}"
+    try:
+        client.create_secret(Name=name, SecretString=json.dumps(secret))
+    except client.exceptions.ResourceExistsException:
+        client.put_secret_value(SecretId=name, SecretString=json.dumps(secret))
+
+
+def receive_all(queue_url: str) -> list[dict[str, Any]]:
+    sqs = boto3.client("sqs")
+    messages: list[dict[str, Any]] = []
+    while True:
+        batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"],
+                                    MessageAttributeNames=["All"]).get("Messages", [])
+        if not batch:
+            return messages
+        messages.extend(batch)
+        sqs.delete_message_batch(QueueUrl=queue_url, Entries=[
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
+
+
+def load_fixture(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
