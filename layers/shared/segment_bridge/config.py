@@ -30,11 +30,17 @@ class Settings(BaseModel):
     #: Must equal the queue's RedrivePolicy.maxReceiveCount: on that attempt the forwarder itself
     #: dead-letters a failing record with its reason instead of letting SQS move it silently.
     max_receive_count: int = Field(5, alias="MAX_RECEIVE_COUNT", ge=1)
-    #: Requests per second one forwarder instance may send; the template derives it from the
-    #: partner cap divided by MaximumConcurrency.
-    max_requests_per_second: float = Field(25.0, alias="MAX_REQUESTS_PER_SECOND", gt=0)
+    #: Segment's partner cap on requests per second, for the whole deployment.
+    partner_requests_per_second: float = Field(50.0, alias="PARTNER_REQUESTS_PER_SECOND", gt=0, le=50)
+    #: The forwarder's event source MaximumConcurrency: at most this many instances run at once.
+    forwarder_max_concurrency: int = Field(2, alias="FORWARDER_MAX_CONCURRENCY", ge=1)
 
     model_config = {"populate_by_name": True}
+
+    @property
+    def instance_requests_per_second(self) -> float:
+        """Each instance's share of the partner cap, so the fleet as a whole stays under it."""
+        return self.partner_requests_per_second / self.forwarder_max_concurrency
 
     @field_validator("secrets_prefix")
     @classmethod

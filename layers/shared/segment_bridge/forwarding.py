@@ -61,7 +61,7 @@ class Forwarder:
         self.tenants = tenants
         self.client = client
         self.dead_letters = dead_letters
-        self.limiter = limiter or RateLimiter(settings.max_requests_per_second)
+        self.limiter = limiter or RateLimiter(settings.instance_requests_per_second)
         self.clock = clock
 
     def forward(self, records: list[QueuedRecord]) -> ForwardReport:

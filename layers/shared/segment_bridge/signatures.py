@@ -7,10 +7,16 @@ compares digests or reads clocks by itself.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import time
-from typing import Callable
+from typing import Callable, Iterable
+from urllib.parse import urlsplit, urlunsplit
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from .errors import Unauthorized
 
@@ -84,6 +90,68 @@ def check_timestamped_hmac(
     # Verify the signature first, then the window: a forged request learns nothing about our clock.
     check_hex_signature(secret, timestamp.encode("ascii", "replace") + b"." + body, signatures)
     check_timestamp(timestamp, tolerance_seconds, clock)
+
+
+def url_params_payload(url: str, params: Iterable[tuple[str, str]]) -> bytes:
+    """`url` followed by every `name + value`, sorted by name then value (Mandrill and Twilio).
+
+    Sorting pairs rather than a dict keeps repeated names, the way Twilio's own validator does.
+    """
+    return (url + "".join(name + value for name, value in sorted(params))).encode("utf-8")
+
+
+def url_port_variants(url: str) -> list[str]:
+    """The URL without and with its scheme's default port: Twilio signs either form."""
+    parts = urlsplit(url)
+    if parts.port is not None:
+        return [urlunsplit(parts._replace(netloc=parts.netloc.rsplit(":", 1)[0])), url]
+    default_port = 443 if parts.scheme == "https" else 80
+    return [url, urlunsplit(parts._replace(netloc=f"{parts.netloc}:{default_port}"))]
+
+
+def check_url_params_signature(
+    key: str, urls: list[str], params: list[tuple[str, str]], candidate: str | None
+) -> None:
+    """base64 HMAC-SHA1 of `url_params_payload` for any of `urls` (every URL is tried, no early exit)."""
+    if not candidate:
+        raise Unauthorized()
+    ok = False
+    for url in urls:
+        expected = base64.b64encode(hmac_digest(key, url_params_payload(url, params), "sha1"))
+        ok |= constant_time_equals(expected, candidate.strip())
+    if not ok:
+        raise Unauthorized()
+
+
+def check_basic_auth(header: str | None, username: str, password: str) -> None:
+    """HTTP Basic credentials, compared as one `user:password` string in constant time."""
+    scheme, _, encoded = (header or "").strip().partition(" ")
+    if scheme.lower() != "basic":
+        raise Unauthorized()
+    try:
+        given = base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise Unauthorized() from None
+    if not constant_time_equals(f"{username}:{password}", given):
+        raise Unauthorized()
+
+
+def load_ec_public_key(der_base64: str) -> ec.EllipticCurvePublicKey:
+    """A base64 DER SubjectPublicKeyInfo P-256 key (how SendGrid shows its verification key)."""
+    key = serialization.load_der_public_key(base64.b64decode(der_base64.strip(), validate=True))
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise ValueError("not a P-256 (secp256r1) elliptic-curve public key")
+    return key
+
+
+def check_ecdsa_signature(public_key: ec.EllipticCurvePublicKey, message: bytes, candidate: str | None) -> None:
+    """ECDSA-SHA256 over `message`; the candidate is a base64 DER signature (SendGrid)."""
+    if not candidate:
+        raise Unauthorized()
+    try:
+        public_key.verify(base64.b64decode(candidate.strip(), validate=True), message, ec.ECDSA(hashes.SHA256()))
+    except (InvalidSignature, binascii.Error, ValueError):
+        raise Unauthorized() from None
 
 
 def sign_timestamped(secret: str, body: bytes, timestamp: int | None = None) -> str:

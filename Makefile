@@ -1,0 +1,58 @@
+# segment-bridge developer commands. Everything installs itself into .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SAM_VENV := .venv-sam
+# `sam build` needs the functions' runtime (python3.13) on PATH; pyenv has it on the dev machines.
+PY313 := $(shell (pyenv prefix 3.13 2>/dev/null || pyenv prefix 3.13.0 2>/dev/null) | head -1)
+
+.PHONY: help install run test test-fast fuzz bench lint-template sam-tools sam-validate sam-build clean
+
+help:
+	@echo "make run    - run the whole bridge locally (moto + local Segment sink) and send the samples"
+	@echo "make test   - install everything and run the full test suite"
+	@echo "make bench  - run the benchmarks, write docs/benchmarks.md"
+	@echo "make fuzz   - longer property-based fuzzing of the ingest API"
+
+$(BIN)/.installed: pyproject.toml requirements-dev.txt layers/shared/requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
+	touch $@
+
+install: $(BIN)/.installed
+
+run: install
+	$(BIN)/python -m segment_bridge_tools.demo $(ARGS)
+
+test: install sam-tools
+	SAM_CLI=$(abspath $(SAM_VENV))/bin/sam SAM_PYTHON313=$(PY313) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow and not e2e" $(PYTEST_ARGS)
+
+fuzz: install
+	FUZZ_EXAMPLES=2000 $(BIN)/python -m pytest -q tests -m fuzz -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python -m bench $(ARGS)
+
+# The SAM CLI pins its own dependency versions, so it lives in a venv of its own.
+$(SAM_VENV)/.installed:
+	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install -q --disable-pip-version-check "aws-sam-cli>=1.140"
+	touch $@
+
+sam-tools: $(SAM_VENV)/.installed
+
+lint-template: install
+	$(BIN)/cfn-lint template.yaml
+
+sam-validate: sam-tools
+	$(SAM_VENV)/bin/sam validate --lint --template template.yaml
+
+sam-build: sam-tools
+	PATH="$(PY313)/bin:$$PATH" $(SAM_VENV)/bin/sam build --template template.yaml
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .hypothesis

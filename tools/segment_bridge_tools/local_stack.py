@@ -1,0 +1,356 @@
+"""The whole bridge on one machine: moto server (SQS, Secrets Manager), the ingest handler behind
+an HTTP server, a poller that drives the forward handler like the SQS event source mapping, and a
+Segment sink. No AWS account, no Docker.
+
+The handlers are the deployed code, imported in-process; only their surroundings are stand-ins:
+- API Gateway: `IngestServer` turns each HTTP request into a REST proxy event (base64 body, as
+  with BinaryMediaTypes '*/*') and the handler's answer back into HTTP.
+- Event source mapping: `QueuePoller` receives up to `batch_size` messages within the batching
+  window, invokes the forward handler with a real SQS event, deletes what succeeded and leaves
+  the reported failures to reappear after the visibility timeout (moto applies the redrive policy).
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import json
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .lambda_events import LocalLambdaContext, api_gateway_event, sqs_event
+from .sink import Responder, SegmentSink
+
+
+ROOT = Path(__file__).resolve().parents[2]
+#: The Lambda handlers are deployed from functions/<name>/; import them from there, as Lambda does.
+HANDLER_DIRS = [ROOT / "functions" / "ingest", ROOT / "functions" / "forward"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class StackConfig:
+    tenant: str = "demo"
+    write_key: str = "demo-write-key-0123456789abcdef"
+    region: str = "us"
+    signing_secret: str = "demo-signing-secret-change-me"
+    #: Extra per-source settings for the demo tenant (other tools' keys).
+    source_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    identity_policy: str = "reject"
+    ingest_port: int = 0
+    #: Send to Segment's real regional endpoints instead of the local sink.
+    real_segment: bool = False
+    batch_size: int = 1000
+    batching_window_seconds: float = 0.5
+    visibility_timeout_seconds: int = 2
+    max_receive_count: int = 5
+    segment_timeout_seconds: float = 10.0
+    partner_requests_per_second: float = 50.0
+    forwarder_concurrency: int = 1
+    sink_responder: Responder | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+class LocalStack:
+    def __init__(self, config: StackConfig | None = None) -> None:
+        self.config = config or StackConfig()
+        self.moto = None
+        self.sink: SegmentSink | None = None
+        self.ingest: IngestServer | None = None
+        self.pollers: list[QueuePoller] = []
+        self.queue_url = ""
+        self.dlq_url = ""
+        self._saved_env: dict[str, str | None] = {}
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def start(self) -> "LocalStack":
+        import logging
+
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
+        cfg = self.config
+        moto_port = free_port()
+        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
+        self.moto.start()
+        if not cfg.real_segment:
+            self.sink = SegmentSink(responder=cfg.sink_responder).start()
+        env = {
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "SECRETS_PREFIX": "segment-bridge",
+            "INTEGRATION_NAME": os.environ.get("INTEGRATION_NAME", "segment-bridge"),
+            "MAX_RECEIVE_COUNT": str(cfg.max_receive_count),
+            "SEGMENT_TIMEOUT_SECONDS": str(cfg.segment_timeout_seconds),
+            "PARTNER_REQUESTS_PER_SECOND": str(cfg.partner_requests_per_second),
+            "FORWARDER_MAX_CONCURRENCY": str(max(cfg.forwarder_concurrency, 1)),
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+            **cfg.extra_env,
+        }
+        if self.sink is not None:
+            env["SEGMENT_URL_US"] = self.sink.batch_url
+            env["SEGMENT_URL_EU"] = self.sink.batch_url
+        self._set_env(env)
+        self._create_resources()
+        self._set_env({"QUEUE_URL": self.queue_url, "DEAD_LETTER_QUEUE_URL": self.dlq_url})
+        ingest_handler, forward_handler = _fresh_handlers()
+        self.ingest = IngestServer(ingest_handler, port=cfg.ingest_port).start()
+        self.pollers = [
+            QueuePoller(forward_handler, self.queue_url, cfg.batch_size, cfg.batching_window_seconds).start()
+            for _ in range(max(cfg.forwarder_concurrency, 1))
+        ]
+        return self
+
+    def stop(self) -> None:
+        for poller in self.pollers:
+            poller.stop()
+        if self.ingest is not None:
+            self.ingest.stop()
+        if self.sink is not None:
+            self.sink.stop()
+        if self.moto is not None:
+            self.moto.stop()
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        _clear_caches()
+
+    def __enter__(self) -> "LocalStack":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # -- setup ----------------------------------------------------------------------------
+    def _set_env(self, values: dict[str, str]) -> None:
+        for name, value in values.items():
+            self._saved_env.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+        _clear_caches()
+
+    def _create_resources(self) -> None:
+        import boto3
+
+        cfg = self.config
+        sqs = boto3.client("sqs")
+        self.dlq_url = sqs.create_queue(QueueName="segment-bridge-dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=self.dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.queue_url = sqs.create_queue(
+            QueueName="segment-bridge",
+            Attributes={
+                "VisibilityTimeout": str(cfg.visibility_timeout_seconds),
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(cfg.max_receive_count)}),
+            },
+        )["QueueUrl"]
+        sources = {"spec": {"signing_secret": cfg.signing_secret}, **cfg.source_settings}
+        self.put_tenant(cfg.tenant, {"write_key": cfg.write_key, "region": cfg.region, "sources": sources,
+                                     "identity": {"missing_user_id": cfg.identity_policy}})
+
+    def put_tenant(self, tenant: str, document: dict[str, Any]) -> None:
+        import boto3
+
+        client = boto3.client("secretsmanager")
+        name = f"segment-bridge/tenants/{tenant}"
+        try:
+            client.create_secret(Name=name, SecretString=json.dumps(document))
+        except client.exceptions.ResourceExistsException:
+            client.put_secret_value(SecretId=name, SecretString=json.dumps(document))
+
+    # -- helpers --------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        assert self.ingest is not None
+        return self.ingest.url
+
+    def webhook_url(self, source: str, tenant: str | None = None) -> str:
+        return f"{self.base_url}/v1/webhooks/{source}/{tenant or self.config.tenant}"
+
+    def queue_depth(self, url: str | None = None) -> int:
+        import boto3
+
+        attrs = boto3.client("sqs").get_queue_attributes(
+            QueueUrl=url or self.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+    def wait_until_drained(self, timeout: float = 30.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.queue_depth() == 0 and not any(p.busy for p in self.pollers):
+                return True
+            time.sleep(0.1)
+        return False
+
+
+def _fresh_handlers() -> tuple[Any, Any]:
+    import sys
+
+    for directory in HANDLER_DIRS:
+        if str(directory) not in sys.path:
+            sys.path.insert(0, str(directory))
+    ingest = importlib.import_module("ingest_handler")
+    forward = importlib.import_module("forward_handler")
+    _clear_caches()
+    return ingest, forward
+
+
+def _clear_caches() -> None:
+    import sys
+
+    from aws_lambda_powertools.utilities import parameters
+
+    from segment_bridge import aws, config
+
+    parameters.clear_caches()
+    config.get_settings.cache_clear()
+    aws.client.cache_clear()
+    for module_name, getter in (("ingest_handler", "get_ingestor"), ("forward_handler", "get_forwarder")):
+        module = sys.modules.get(module_name)
+        if module is not None:
+            getattr(module, getter).cache_clear()
+
+
+class IngestServer:
+    """API Gateway stand-in: HTTP in, REST proxy event to the handler, its response back out."""
+
+    def __init__(self, handler_module: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.handler_module = handler_module
+        # One Lambda instance handles one request at a time; the resolver keeps per-request state.
+        self._invoke_lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                parts = urlsplit(self.path)
+                event = api_gateway_event(
+                    self.command, parts.path, body, headers=dict(self.headers.items()), query=parts.query,
+                    domain=self.headers.get("Host", "localhost"), source_ip=self.client_address[0],
+                )
+                with server._invoke_lock:
+                    response = server.handler_module.lambda_handler(event, LocalLambdaContext(timeout_seconds=20))
+                payload = response.get("body") or ""
+                data = base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode()
+                self.send_response(response["statusCode"])
+                headers = dict(response.get("headers") or {})
+                for name, values in (response.get("multiValueHeaders") or {}).items():
+                    headers[name] = values[-1]
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_POST = do_GET = do_PUT = do_DELETE = do_HEAD = do_PATCH = _handle
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> "IngestServer":
+        threading.Thread(target=self.server.serve_forever, name="ingest-api", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class QueuePoller:
+    """Event source mapping stand-in: batch, invoke, delete successes, leave failures to SQS."""
+
+    def __init__(self, handler_module: Any, queue_url: str, batch_size: int, window_seconds: float) -> None:
+        import boto3
+
+        self.handler_module = handler_module
+        self.queue_url = queue_url
+        self.batch_size = batch_size
+        self.window_seconds = window_seconds
+        self.sqs = boto3.client("sqs")
+        self.invocations = 0
+        self.busy = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sqs-poller", daemon=True)
+
+    def start(self) -> "QueuePoller":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _receive(self) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = []
+        deadline = time.monotonic() + self.window_seconds
+        while len(messages) < self.batch_size and not self._stop.is_set():
+            batch = self.sqs.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=min(10, self.batch_size - len(messages)),
+                AttributeNames=["All"], MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            messages.extend(batch)
+            if time.monotonic() >= deadline:
+                break
+            if not batch:
+                if messages:
+                    break
+                time.sleep(0.05)
+                deadline = time.monotonic() + self.window_seconds
+        return messages
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.busy = False
+                messages = self._receive()
+                if not messages:
+                    continue
+                self.busy = True
+                self._invoke(messages)
+            except Exception as exc:  # keep polling, as the real event source does
+                print(f"[poller] {type(exc).__name__}: {exc}")
+                time.sleep(0.5)
+        self.busy = False
+
+    def _invoke(self, messages: list[dict[str, Any]]) -> None:
+        event = sqs_event(messages)
+        self.invocations += 1
+        try:
+            response = self.handler_module.lambda_handler(event, LocalLambdaContext(timeout_seconds=60))
+            failed = {f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])}
+        except Exception:
+            failed = {m["MessageId"] for m in messages}  # whole batch failed: everything comes back
+        done = [m for m in messages if m["MessageId"] not in failed]
+        for start in range(0, len(done), 10):
+            chunk = done[start:start + 10]
+            self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)])

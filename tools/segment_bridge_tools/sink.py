@@ -1,0 +1,197 @@
+"""A local stand-in for Segment's ingestion API: `POST /v1/batch`, judged like Segment judges it.
+
+It checks what a partner integration must get right (Basic auth with `writeKey:`, JSON content
+type, gzip, 500 KB per request, 32 KB per message, 2,500 messages per batch, a `type` on every
+item) and records every request, so tests and the demo can show exactly what Segment would have
+received. Answers `200 {"success": true}` or `400 {"code", "message"}` like the real API.
+
+Inspection endpoints (local only): `GET /_sink/requests`, `GET /_sink/messages`, `POST /_sink/reset`.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+from segment_bridge.limits import MAX_BATCH_MESSAGES, MAX_BATCH_REQUEST_BYTES, MAX_MESSAGE_BYTES
+
+#: A hook that may answer instead of the sink (fault injection): gets the parsed request, returns
+#: `(status, headers, body)` to send, or None to let the sink judge it normally.
+Responder = Callable[["ReceivedRequest"], "tuple[int, dict[str, str], dict[str, Any]] | None"]
+
+
+@dataclass
+class ReceivedRequest:
+    received_at: float
+    path: str
+    write_key: str | None
+    content_length: int
+    body_bytes: int  # after gunzip: what Segment's 500 KB limit applies to
+    message_count: int
+    status: int = 200
+    error: str | None = None
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    sent_at: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("messages")
+        data["write_key"] = _mask(self.write_key)
+        return data
+
+
+def _mask(key: str | None) -> str | None:
+    if not key:
+        return key
+    return "*" * max(0, len(key) - 4) + key[-4:]
+
+
+class SegmentSink:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, responder: Responder | None = None) -> None:
+        self.requests: list[ReceivedRequest] = []
+        self.responder = responder
+        self._lock = threading.Lock()
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # quiet
+                return
+
+            def do_GET(self) -> None:
+                if self.path == "/_sink/requests":
+                    self._send(200, {"requests": [r.summary() for r in sink.snapshot()]})
+                elif self.path == "/_sink/messages":
+                    self._send(200, {"messages": sink.messages()})
+                else:
+                    self._send(404, {"code": "not_found", "message": "unknown path"})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                if self.path == "/_sink/reset":
+                    sink.reset()
+                    self._send(200, {"success": True})
+                    return
+                status, headers, body = sink.judge(self.path, dict(self.headers.items()), raw)
+                self._send(status, body, headers)
+
+            def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def batch_url(self) -> str:
+        return f"{self.url}/v1/batch"
+
+    def start(self) -> "SegmentSink":
+        self._thread = threading.Thread(target=self.server.serve_forever, name="segment-sink", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # -- what Segment would do ------------------------------------------------------------
+    def judge(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, str], dict[str, Any]]:
+        lower = {k.lower(): v for k, v in headers.items()}
+        request = ReceivedRequest(time.time(), path, _write_key(lower.get("authorization")), len(raw), 0, 0)
+        status, body = self._validate(request, lower, raw)
+        if self.responder is not None:
+            override = self.responder(request)
+            if override is not None:
+                status, extra_headers, body = override
+                request.status, request.error = status, body.get("message")
+                self._record(request)
+                return status, extra_headers, body
+        request.status = status
+        request.error = body.get("message") if status != 200 else None
+        self._record(request)
+        return status, {}, body
+
+    def _validate(self, request: ReceivedRequest, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, Any]]:
+        if request.path != "/v1/batch":
+            return 404, {"code": "not_found", "message": f"no route {request.path}"}
+        if not request.write_key:
+            return 401, {"code": "unauthorized", "message": "missing Basic auth with the writeKey as username"}
+        if not headers.get("content-type", "").startswith("application/json"):
+            return 400, {"code": "invalid_request", "message": "Content-Type must be application/json"}
+        if headers.get("content-encoding") == "gzip":
+            try:
+                raw = gzip.decompress(raw)
+            except OSError:
+                return 400, {"code": "invalid_request", "message": "body is not valid gzip"}
+        request.body_bytes = len(raw)
+        if len(raw) > MAX_BATCH_REQUEST_BYTES:
+            return 400, {"code": "request_too_large", "message": f"batch is {len(raw)} bytes, limit {MAX_BATCH_REQUEST_BYTES}"}
+        try:
+            payload = json.loads(raw)
+            batch = payload["batch"]
+            assert isinstance(batch, list)
+        except (ValueError, KeyError, TypeError, AssertionError):
+            return 400, {"code": "invalid_json", "message": 'body must be JSON {"batch": [...]}'}
+        request.message_count = len(batch)
+        request.sent_at = payload.get("sentAt")
+        if len(batch) > MAX_BATCH_MESSAGES:
+            # Segment answers 200 and drops the events; the sink flags it so tests can fail on it.
+            request.error = f"{len(batch)} messages exceed {MAX_BATCH_MESSAGES}: Segment would drop them"
+            return 200, {"success": True}
+        for item in batch:
+            if not isinstance(item, dict) or "type" not in item:
+                return 400, {"code": "invalid_request", "message": "every batch item needs a type"}
+            if len(json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode()) > MAX_MESSAGE_BYTES:
+                return 400, {"code": "message_too_large", "message": "a message exceeds 32 KB"}
+        request.messages = batch
+        return 200, {"success": True}
+
+    def _record(self, request: ReceivedRequest) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    # -- inspection -----------------------------------------------------------------------
+    def snapshot(self) -> list[ReceivedRequest]:
+        with self._lock:
+            return list(self.requests)
+
+    def messages(self) -> list[dict[str, Any]]:
+        return [m for r in self.snapshot() if r.status == 200 for m in r.messages]
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+
+def _write_key(authorization: str | None) -> str | None:
+    if not authorization or not authorization.startswith("Basic "):
+        return None
+    try:
+        decoded = base64.b64decode(authorization[6:], validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    key, sep, password = decoded.partition(":")
+    # Segment's documented form is "writeKey:" with an empty password.
+    return key if sep and not password and key else None
