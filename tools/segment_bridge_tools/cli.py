@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import click
 
+from .cli_normalize import normalize_command
 from .cli_tenants import tenants
 
 
@@ -17,6 +18,7 @@ def main() -> None:
 
 
 main.add_command(tenants)
+main.add_command(normalize_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

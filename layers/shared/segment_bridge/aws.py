@@ -20,12 +20,15 @@ logger = Logger(child=True)
 
 
 @lru_cache(maxsize=None)
-def client(service: str) -> Any:
+def client(service: str, connect_timeout: float = 2, read_timeout: float = 5, max_attempts: int = 3) -> Any:
     import boto3
     from botocore.config import Config
 
     # Tight timeouts: the webhook caller waits on us, and SQS answers in milliseconds when healthy.
-    return boto3.client(service, config=Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}))
+    # Callers with a harder deadline (the Segment destination: 5 s in all) pass tighter ones.
+    config = Config(connect_timeout=connect_timeout, read_timeout=read_timeout,
+                    retries={"mode": "standard", "max_attempts": max_attempts})
+    return boto3.client(service, config=config)
 
 
 class MessageQueue(Protocol):

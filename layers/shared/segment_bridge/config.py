@@ -34,6 +34,13 @@ class Settings(BaseModel):
     partner_requests_per_second: float = Field(50.0, alias="PARTNER_REQUESTS_PER_SECOND", gt=0, le=50)
     #: The forwarder's event source MaximumConcurrency: at most this many instances run at once.
     forwarder_max_concurrency: int = Field(2, alias="FORWARDER_MAX_CONCURRENCY", ge=1)
+    #: The identity loop's DynamoDB table (empty: the loop is off in this deployment).
+    identity_table_name: str = Field("", alias="IDENTITY_TABLE_NAME")
+    #: How long an identify keeps an email/phone/anonymousId -> userId link alive without a refresh.
+    identity_ttl_days: int = Field(400, alias="IDENTITY_TTL_DAYS", ge=1, le=3650)
+    #: Most Segment messages one destination request may carry; above it Segment sees a 400 that
+    #: says to lower the batch size (everything must be applied within Segment's 5 s timeout).
+    destination_max_batch: int = Field(1000, alias="DESTINATION_MAX_BATCH", ge=1, le=4000)
 
     model_config = {"populate_by_name": True}
 

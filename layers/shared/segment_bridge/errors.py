@@ -52,6 +52,18 @@ class NothingAccepted(BridgeError):
     status_code = 422
 
 
+class Throttled(BridgeError):
+    """A dependency throttled us (DynamoDB capacity): the caller should retry later; Segment does on 429."""
+
+    status_code = 429
+
+
+class UnsupportedCallType(BridgeError):
+    """A Segment call type the destination does not implement; 501 is what Segment's partner docs ask for."""
+
+    status_code = 501
+
+
 class ServiceUnavailable(BridgeError):
     """A dependency (SQS, Secrets Manager) failed: the tool should retry; ids are stable so no duplicates."""
 

@@ -114,39 +114,9 @@ class Ingestor:
     def handle(self, request: WebhookRequest) -> IngestResult:
         source = self.source_for(request)
         tenant, settings = self.authenticate(request, source)
-        result = IngestResult()
-
-        mapped: list[tuple[int, MappedEvent]] = []
-        for index, event in enumerate(source.parse(request)):
-            try:
-                outcome = source.map_event(event, settings)
-            except Rejected as exc:
-                result.rejected.append({"index": index, "message": str(exc)})
-                continue
-            if isinstance(outcome, Skipped):
-                result.skipped.append({"index": index, "reason": outcome.reason})
-            else:
-                mapped.append((index, outcome))
-
-        if self.identity is not None and mapped:
-            result.resolved = self.identity.resolve(request.tenant, [event for _, event in mapped])
-
-        normalized: list[NormalizedMessage] = []
-        for index, event in mapped:
-            try:
-                if self.reviewer is not None:
-                    for note in self.reviewer.review(event, source=source.name, tenant_id=request.tenant, tenant=tenant):
-                        result.notes.append({"index": index, "message": note})
-                message = normalize(
-                    event, tenant_id=request.tenant, tenant=tenant, source=source.name, integration=self.integration
-                )
-            except Rejected as exc:
-                result.rejected.append({"index": index, "message": str(exc)})
-                continue
-            normalized.append(message)
-            result.accepted.append(message.message_id)
-
-        result.rejected.sort(key=lambda r: r["index"])
+        result, normalized = map_and_normalize(
+            request, source, settings, tenant, self.integration, reviewer=self.reviewer, identity=self.identity
+        )
         if not normalized:
             if result.rejected:
                 raise NothingAccepted("no event in the request was accepted", rejected=result.rejected)
@@ -155,3 +125,51 @@ class Ingestor:
         bodies = pack_queue_bodies(request.tenant, source.name, [(m.json, m.size) for m in normalized])
         result.sqs_calls = self.queue.send_bodies(bodies, {"tenant": request.tenant, "source": source.name})
         return result
+
+
+def map_and_normalize(
+    request: WebhookRequest,
+    source: Source,
+    settings: SourceSettings,
+    tenant: TenantConfig,
+    integration: Integration,
+    *,
+    reviewer: MessageReviewer | None = None,
+    identity: IdentityResolver | None = None,
+) -> tuple[IngestResult, list[NormalizedMessage]]:
+    """Parse an already verified request and finish each event; no signature check, no queue.
+
+    Shared by `Ingestor.handle` and the `segment-bridge normalize` dry run, so a dry run shows
+    exactly what ingest would enqueue. Raises `MalformedRequest` for a body the source cannot read.
+    """
+    result = IngestResult()
+    mapped: list[tuple[int, MappedEvent]] = []
+    for index, event in enumerate(source.parse(request)):
+        try:
+            outcome = source.map_event(event, settings)
+        except Rejected as exc:
+            result.rejected.append({"index": index, "message": str(exc)})
+            continue
+        if isinstance(outcome, Skipped):
+            result.skipped.append({"index": index, "reason": outcome.reason})
+        else:
+            mapped.append((index, outcome))
+
+    if identity is not None and mapped:
+        result.resolved = identity.resolve(request.tenant, [event for _, event in mapped])
+
+    normalized: list[NormalizedMessage] = []
+    for index, event in mapped:
+        try:
+            if reviewer is not None:
+                for note in reviewer.review(event, source=source.name, tenant_id=request.tenant, tenant=tenant):
+                    result.notes.append({"index": index, "message": note})
+            message = normalize(event, tenant_id=request.tenant, tenant=tenant, source=source.name, integration=integration)
+        except Rejected as exc:
+            result.rejected.append({"index": index, "message": str(exc)})
+            continue
+        normalized.append(message)
+        result.accepted.append(message.message_id)
+
+    result.rejected.sort(key=lambda r: r["index"])
+    return result, normalized

@@ -95,9 +95,9 @@ def check_timestamped_hmac(
 def url_params_payload(url: str, params: Iterable[tuple[str, str]]) -> bytes:
     """`url` followed by every `name + value`, sorted by name then value (Mandrill and Twilio).
 
-    Sorting pairs rather than a dict keeps repeated names, the way Twilio's own validator does.
+    Pairs (not a dict) keep repeated names; identical pairs count once, as in Twilio's own validator.
     """
-    return (url + "".join(name + value for name, value in sorted(params))).encode("utf-8")
+    return (url + "".join(name + value for name, value in sorted(set(params)))).encode("utf-8")
 
 
 def url_port_variants(url: str) -> list[str]:

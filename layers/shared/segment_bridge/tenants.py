@@ -36,12 +36,26 @@ class IdentityPolicy(BaseModel):
     missing_user_id: Literal["reject", "anonymous"] = "reject"
 
 
+class DestinationSettings(BaseModel):
+    """The tenant's side of the identity loop: Segment calls `POST /v1/segment/{tenant}` with this key.
+
+    It is the key the customer types into the destination's settings in Segment, which Segment sends
+    as `Authorization: Basic base64(apiKey:)`. A tenant without it has the loop switched off: the
+    endpoint answers 401 and ingest does no identity lookups for it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_key: SecretStr = Field(min_length=16)
+
+
 class TenantConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     write_key: SecretStr = Field(min_length=1)
     region: Region = "us"
     identity: IdentityPolicy = Field(default_factory=IdentityPolicy)
+    destination: DestinationSettings | None = None
     #: Per-source settings, validated by each source's own settings model when that source is used.
     sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
 

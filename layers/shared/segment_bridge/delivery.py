@@ -1,0 +1,150 @@
+"""Deliver one tenant's packed batches and decide, message by message, what happened.
+
+- Transient answers (429, 5xx, timeouts, dropped connections) are retried by `send_with_retries`.
+- A 400 (or 413) means the batch can never succeed as is: it is split in halves until the
+  offending messages are alone; everything else is delivered and only they are `REJECTED`.
+  Splitting costs requests, so a tenant gets `ISOLATION_REQUEST_BUDGET` of them per invocation;
+  beyond that the rest is `FAILED` and SQS brings it back (a 400 storm cannot eat the budget).
+- Any other final failure (retries or time exhausted, 401/403/404) stops the tenant for this
+  invocation: its later batches are `FAILED` without being sent, so a broken or slow tenant
+  gives its time and request budget back to the others.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Callable
+
+from .batching import Batch
+from .ratelimit import RateLimiter
+from .retry import Deadline, RetryPolicy, send_with_retries
+from .segment_client import SendOutcome
+
+#: Statuses that condemn a batch's content rather than the request: bisect to find the culprits.
+BISECT_STATUSES = frozenset({400, 413})
+#: Sub-batch requests one tenant may spend isolating rejected messages per invocation. One bad
+#: message in a 2,500-message batch costs about 2 x log2(2,500) = 24 requests.
+ISOLATION_REQUEST_BUDGET = 64
+
+#: Sends one request body with the given timeout.
+Post = Callable[[bytes, float], SendOutcome]
+
+
+class Verdict(str, Enum):
+    DELIVERED = "delivered"
+    #: Segment refused the message itself (400 alone in its batch): dead-letter, never retry.
+    REJECTED = "rejected"
+    #: Not delivered in this invocation; SQS redelivers its record.
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class MessageOutcome:
+    verdict: Verdict
+    reason: str = ""
+    status: int | None = None
+
+
+DELIVERED = MessageOutcome(Verdict.DELIVERED)
+
+
+@dataclass
+class DeliveryStats:
+    requests: int = 0
+    retries: int = 0
+    isolation_requests: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+
+    def add(self, other: "DeliveryStats") -> None:
+        self.requests += other.requests
+        self.retries += other.retries
+        self.isolation_requests += other.isolation_requests
+        self.statuses.update(other.statuses)
+
+
+def describe(outcome: SendOutcome) -> str:
+    if outcome.status is None:
+        return f"no answer from Segment ({outcome.error})"
+    return f"Segment answered {outcome.status}: {outcome.error or ''}".rstrip(": ")
+
+
+def status_label(outcome: SendOutcome) -> str:
+    """Metric-friendly: the HTTP status, or Timeout / ConnectionError when there was no answer."""
+    if outcome.status is not None:
+        return str(outcome.status)
+    return "Timeout" if outcome.error == "timeout" else "ConnectionError"
+
+
+class TenantDelivery:
+    def __init__(
+        self,
+        post: Post,
+        *,
+        policy: RetryPolicy,
+        deadline: Deadline,
+        limiter: RateLimiter,
+        sent_at: Callable[[], str],
+        rng: random.Random,
+        sleep: Callable[[float], None] = time.sleep,
+        isolation_budget: int = ISOLATION_REQUEST_BUDGET,
+    ) -> None:
+        self.post = post
+        self.policy = policy
+        self.deadline = deadline
+        self.limiter = limiter
+        self.sent_at = sent_at
+        self.rng = rng
+        self.sleep = sleep
+        self.isolation_budget = isolation_budget
+        self.stats = DeliveryStats()
+
+    def deliver(self, batches: list[Batch[int]]) -> dict[int, MessageOutcome]:
+        """Outcome per owner (message index) of every item in `batches`."""
+        outcomes: dict[int, MessageOutcome] = {}
+        work = deque(batches)
+        budget = self.isolation_budget
+        halted: MessageOutcome | None = None
+        while work:
+            batch = work.popleft()
+            if halted is not None:
+                outcomes.update(dict.fromkeys(batch.owners, halted))
+                continue
+            outcome = self._send(batch)
+            if outcome.ok:
+                outcomes.update(dict.fromkeys(batch.owners, DELIVERED))
+            elif outcome.status in BISECT_STATUSES and len(batch) == 1:
+                outcomes[batch.owners[0]] = MessageOutcome(Verdict.REJECTED, describe(outcome), outcome.status)
+            elif outcome.status in BISECT_STATUSES and budget >= 2:
+                budget -= 2
+                self.stats.isolation_requests += 2
+                work.extendleft(reversed(batch.split()))  # depth first, order kept
+            elif outcome.status in BISECT_STATUSES:
+                reason = f"{describe(outcome)} (not isolated: {self.isolation_budget} split requests spent)"
+                outcomes.update(dict.fromkeys(batch.owners, MessageOutcome(Verdict.FAILED, reason, outcome.status)))
+            else:
+                outcomes.update(dict.fromkeys(batch.owners, MessageOutcome(Verdict.FAILED, describe(outcome), outcome.status)))
+                halted = MessageOutcome(Verdict.FAILED, f"not sent: an earlier request failed ({describe(outcome)})", outcome.status)
+        return outcomes
+
+    def _send(self, batch: Batch[int]) -> SendOutcome:
+        attempts = 0
+
+        def attempt(timeout: float) -> SendOutcome:
+            nonlocal attempts
+            attempts += 1
+            return self.post(batch.body(self.sent_at()), timeout)
+
+        def record(outcome: SendOutcome) -> None:
+            self.stats.requests += 1
+            self.stats.statuses[status_label(outcome)] += 1
+
+        outcome = send_with_retries(
+            attempt, self.policy, self.deadline, rng=self.rng, sleep=self.sleep,
+            before_attempt=self.limiter.acquire, on_outcome=record,
+        )
+        self.stats.retries += max(0, attempts - 1)
+        return outcome

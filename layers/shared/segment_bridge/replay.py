@@ -1,0 +1,87 @@
+"""Replay guards: remember single-use signature tokens for as long as their timestamp is valid.
+
+Mailgun signs only `timestamp + token`, not the event, so a captured signature could carry any
+event-data until its timestamp goes stale. A guard binds each token to a fingerprint of the first
+body it came with: the same token with the same body is a redelivery (harmless, its messageIds are
+stable), the same token with another body is a replay and is refused.
+
+`InMemoryReplayGuard` lives in one Lambda execution environment: it stops replays that reach the
+same warm instance, not ones spread across concurrent instances. `DynamoDbReplayGuard` (one
+conditional put per request, TTL on `expires_at`) is the shared, production-grade upgrade.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Any, Callable, Protocol
+
+from .errors import ServiceUnavailable
+
+
+class ReplayGuard(Protocol):
+    def claim(self, key: str, fingerprint: str, expires_at: float) -> bool:
+        """True if `key` is new, or was first seen with this same `fingerprint`; False for a replay."""
+        ...
+
+
+class InMemoryReplayGuard:
+    """Bounded LRU of claimed keys; expired entries are dropped, the oldest go first when full."""
+
+    def __init__(self, max_entries: int = 10_000, clock: Callable[[], float] = time.time) -> None:
+        self.max_entries = max_entries
+        self.clock = clock
+        self._seen: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    def claim(self, key: str, fingerprint: str, expires_at: float) -> bool:
+        now = self.clock()
+        seen = self._seen.get(key)
+        if seen is not None and seen[1] >= now:
+            return seen[0] == fingerprint
+        self._seen[key] = (fingerprint, expires_at)
+        self._seen.move_to_end(key)
+        while len(self._seen) > self.max_entries:
+            self._seen.popitem(last=False)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+
+class DynamoDbReplayGuard:
+    """Shared across instances: a table with partition key `key` (S) and TTL on `expires_at` (N).
+
+    DynamoDB's TTL deletes lazily, so the condition also treats an expired item as free.
+    """
+
+    def __init__(self, table_name: str, dynamodb: Any = None, clock: Callable[[], float] = time.time) -> None:
+        self.table_name = table_name
+        self.clock = clock
+        self._dynamodb = dynamodb
+
+    @property
+    def dynamodb(self) -> Any:
+        if self._dynamodb is None:
+            from .aws import client
+
+            self._dynamodb = client("dynamodb")
+        return self._dynamodb
+
+    def claim(self, key: str, fingerprint: str, expires_at: float) -> bool:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.dynamodb.put_item(
+                TableName=self.table_name,
+                Item={"key": {"S": key}, "fingerprint": {"S": fingerprint}, "expires_at": {"N": str(int(expires_at))}},
+                ConditionExpression="attribute_not_exists(#k) OR #fp = :fp OR #exp < :now",
+                ExpressionAttributeNames={"#k": "key", "#fp": "fingerprint", "#exp": "expires_at"},
+                ExpressionAttributeValues={":fp": {"S": fingerprint}, ":now": {"N": str(int(self.clock()))}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise ServiceUnavailable("replay protection is temporarily unavailable; retry later") from None
+        except BotoCoreError:
+            raise ServiceUnavailable("replay protection is temporarily unavailable; retry later") from None
+        return True

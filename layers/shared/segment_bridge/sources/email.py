@@ -1,0 +1,49 @@
+"""Segment's Email spec, shared by the email tools (SendGrid, Mailgun, Postmark, Mandrill).
+
+Spec: segment-docs `src/connections/spec/email.md`. Event names are exact (note "Email Marked as
+Spam" and the prefix-less "Unsubscribed"); properties are the Spec's snake_case ones. Adapters
+fill `EmailFields` from their payload and name their own extras; their `EventTable` maps the
+tool's event types to these names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+EMAIL_DELIVERED = "Email Delivered"
+EMAIL_OPENED = "Email Opened"
+EMAIL_LINK_CLICKED = "Email Link Clicked"
+EMAIL_BOUNCED = "Email Bounced"
+EMAIL_MARKED_AS_SPAM = "Email Marked as Spam"
+UNSUBSCRIBED = "Unsubscribed"
+
+#: Custom names for the email events the Spec has no counterpart for, shared so every tool
+#: passes the same thing through under the same name.
+EMAIL_SENT = "Email Sent"
+EMAIL_DEFERRED = "Email Deferred"
+#: The tool did not even try (suppression list, policy): not a bounce from a receiving server.
+EMAIL_DROPPED = "Email Dropped"
+#: A temporary failure (soft bounce, block); the address is not known to be undeliverable.
+EMAIL_SOFT_BOUNCED = "Email Soft Bounced"
+RESUBSCRIBED = "Resubscribed"
+
+
+@dataclass
+class EmailFields:
+    """The Email spec's properties; `extra` holds a tool's additional, documented ones."""
+
+    email_id: str | None = None
+    email_subject: str | None = None
+    campaign_id: str | None = None
+    campaign_name: str | None = None
+    link_url: str | None = None
+    list_id: str | None = None
+    list_name: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def properties(self) -> dict[str, Any]:
+        values = asdict(self)
+        extra = values.pop("extra")
+        return {**values, **extra}
+

@@ -1,0 +1,113 @@
+"""`mailgun`: one JSON event per request, `{"signature": {...}, "event-data": {...}}`.
+
+The signature is in the body: hex HMAC-SHA256 of `timestamp + token` with the webhook signing key.
+It does not cover event-data, so besides the timestamp window each token is claimed in a replay
+guard, bound to the body it first came with (see `segment_bridge.replay`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pydantic import SecretStr
+
+from ..errors import MalformedRequest, Unauthorized
+from ..replay import InMemoryReplayGuard, ReplayGuard
+from ..signatures import check_hex_signature, check_timestamp
+from . import email
+from .base import MappedEvent, Rejected, Skipped, Source, SourceSettings, VerifyContext, WebhookRequest, load_json
+from .mapping import EventTable, ToolEvent, as_list, custom_user_id, dig, event_key, first_item, first_text, from_unix, text
+
+EVENTS = EventTable(
+    tool="mailgun",
+    noun="Email",
+    mapped={
+        "delivered": email.EMAIL_DELIVERED,
+        "opened": email.EMAIL_OPENED,
+        "clicked": email.EMAIL_LINK_CLICKED,
+        "failed/permanent": email.EMAIL_BOUNCED,
+        "complained": email.EMAIL_MARKED_AS_SPAM,
+        "unsubscribed": email.UNSUBSCRIBED,
+    },
+    unmapped={
+        "failed/temporary": email.EMAIL_DEFERRED,  # Mailgun retries these
+        "failed/suppressed": email.EMAIL_DROPPED,  # not sent: the address is on a suppression list
+        "rejected": email.EMAIL_DROPPED,
+    },
+)
+
+
+class MailgunSettings(SourceSettings):
+    #: The "HTTP webhook signing key" from Mailgun's Sending > Webhooks page.
+    signing_key: SecretStr
+
+
+class MailgunSource(Source):
+    name = "mailgun"
+    settings_model = MailgunSettings
+
+    def __init__(self, replay_guard: ReplayGuard | None = None) -> None:
+        self.replay_guard: ReplayGuard = replay_guard or InMemoryReplayGuard()
+
+    def verify(self, request: WebhookRequest, settings: MailgunSettings, ctx: VerifyContext) -> None:  # type: ignore[override]
+        try:
+            signature = json.loads(request.body).get("signature")
+        except (ValueError, AttributeError):
+            raise Unauthorized() from None
+        timestamp, token, digest = (text(dig(signature, k)) for k in ("timestamp", "token", "signature"))
+        if not (timestamp and token and digest):
+            raise Unauthorized()
+        check_hex_signature(settings.signing_key.get_secret_value(), (timestamp + token).encode("utf-8"), [digest])
+        signed_at = check_timestamp(timestamp, ctx.tolerance_seconds, ctx.clock)
+        fingerprint = hashlib.sha256(request.body).hexdigest()
+        if not self.replay_guard.claim(f"mailgun:{request.tenant}:{token}", fingerprint, signed_at + ctx.tolerance_seconds):
+            raise Unauthorized("signature token was already used with a different body")
+
+    def parse(self, request: WebhookRequest) -> list[Any]:
+        event_data = dig(load_json(request.body), "event-data")
+        if not isinstance(event_data, dict):
+            raise MalformedRequest('body must be a Mailgun webhook: {"signature": {...}, "event-data": {...}}')
+        return [event_data]
+
+    def map_event(self, event: Any, settings: SourceSettings) -> MappedEvent | Skipped:
+        if not isinstance(event, dict) or text(event.get("event")) is None:
+            raise Rejected('Mailgun event-data must be an object with an "event" type')
+        kind = str(event["event"])
+        if kind == "failed":
+            suppressed = str(event.get("reason") or "").startswith("suppress-")
+            kind = "failed/suppressed" if suppressed else f"failed/{text(event.get('severity')) or 'permanent'}"
+        client = event.get("client-info")
+        campaign = first_item(event.get("campaigns"))
+        tool_event = ToolEvent(
+            tool=self.name,
+            kind=kind,
+            tool_id=text(event.get("id")),
+            key=event_key(event.get("id")),
+            timestamp=from_unix(event.get("timestamp")),
+            user_id=custom_user_id(event.get("user-variables"), settings),
+            email=text(event.get("recipient")),
+            ip=text(event.get("ip")),
+            user_agent=text(dig(client, "user-agent")),
+        )
+        fields = email.EmailFields(
+            email_id=text(dig(event, "message", "headers", "message-id")),
+            email_subject=text(dig(event, "message", "headers", "subject")),
+            campaign_id=text(dig(campaign, "id")),
+            campaign_name=text(dig(campaign, "name")),
+            link_url=text(event.get("url")),
+            list_id=text(dig(event, "mailing-list", "address")),
+            extra={"tags": as_list(event.get("tags"))},
+        )
+        if kind.startswith("failed/"):
+            status = event.get("delivery-status")
+            fields.extra.update(
+                reason=first_text(dig(status, "description"), dig(status, "message"), event.get("reason")),
+                status=text(dig(status, "code")),
+                bounce_type=text(event.get("severity")),
+            )
+        if kind == "opened" and isinstance(client, dict) and "bot" in client:
+            # client-info.bot names the bot (e.g. "apple") on machine opens and is "" otherwise.
+            fields.extra["machine_open"] = bool(client["bot"])
+        return EVENTS.track(tool_event, fields.properties(), settings)

@@ -1,0 +1,185 @@
+"""Helpers every tool adapter shares: safe field access, time and money conversion, event tables,
+and one builder that turns what an adapter extracted (`ToolEvent`) into a Spec message.
+
+Adapters hold only data (which tool field is which) and the tool's own rules; the shape of the
+message, the QA context key and the skip/passthrough decision are decided here, once.
+
+Webhook bodies are untrusted JSON, so every accessor tolerates any type: a wrong type reads as
+missing, and the message is then complete or refused by the shared normalizer, never a crash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+from ..naming import to_proper_case
+from .base import MappedEvent, Skipped, SourceSettings
+
+#: `context.source_event`: the tool's own name, event type and id, for QA in the Segment debugger
+#: (Segment's partner docs: "your own ID can go in a custom context key").
+SOURCE_EVENT_CONTEXT_KEY = "source_event"
+
+#: ISO 4217 currencies Stripe (and most tools) count in whole units or in thousandths; all others
+#: in hundredths. https://docs.stripe.com/currencies#zero-decimal (ISK, HUF, TWD stay two-decimal
+#: in the API for backwards compatibility, as Stripe documents under "special cases").
+ZERO_DECIMAL_CURRENCIES = frozenset(
+    "BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split()
+)
+THREE_DECIMAL_CURRENCIES = frozenset("BHD JOD KWD OMR TND".split())
+
+
+def dig(value: Any, *path: str) -> Any:
+    """`value[path[0]][path[1]]...`, or None as soon as a level is not an object."""
+    for key in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+def text(value: Any) -> str | None:
+    """A non-empty string, or a number as a string (ids often arrive as numbers); else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, str) and value.strip():
+        return value
+    return None
+
+
+def flag(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def first_text(*values: Any) -> str | None:
+    return next((t for t in map(text, values) if t is not None), None)
+
+
+def first_item(value: Any) -> Any:
+    """The first element of a list (Mailgun's `campaigns`), or None."""
+    return value[0] if isinstance(value, list) and value else None
+
+
+def as_list(value: Any) -> list[str]:
+    """Tags and categories come as a string, a list of strings, or not at all."""
+    items = value if isinstance(value, list) else [value]
+    return [t for t in map(text, items) if t is not None]
+
+
+def from_unix(value: Any) -> str | None:
+    """Unix seconds (int, float or numeric string) as ISO 8601 UTC; None if not a sane number."""
+    if isinstance(value, bool):
+        return None
+    try:
+        seconds = float(value)
+        return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def from_minor_units(amount: Any, currency: str | None) -> float | int | None:
+    """An amount in the currency's smallest unit as a decimal amount (JPY 500 stays 500)."""
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        return None
+    code = (currency or "").upper()
+    if code in ZERO_DECIMAL_CURRENCIES:
+        return amount
+    digits = 3 if code in THREE_DECIMAL_CURRENCIES else 2
+    return round(amount / 10**digits, digits)
+
+
+def currency_code(value: Any) -> str | None:
+    code = text(value)
+    return code.upper() if code else None
+
+
+def proper_case(*parts: str) -> str:
+    """`("Email", "group_resubscribe")` -> "Email Group Resubscribe"; keeps acronyms like SMS."""
+    return to_proper_case(" ".join(part for part in parts if part))
+
+
+def compact(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Drop missing values, so messages carry only what the tool actually sent."""
+    return {k: v for k, v in values.items() if v is not None and v != "" and v != [] and v != {}}
+
+
+def custom_user_id(fields: Any, settings: SourceSettings) -> str | None:
+    """The customer's userId from the tool's custom fields, under the tenant's `user_id_field`."""
+    return text(dig(fields, settings.user_id_field))
+
+
+def event_key(tool_id: Any, *qualifiers: Any) -> str | None:
+    """A stable key for the messageId: the tool's id plus what tells its events apart. None
+    (derive from content) when the tool sent no id at all."""
+    if text(tool_id) is None:
+        return None
+    return ":".join(str(part) for part in (tool_id, *qualifiers) if part is not None)
+
+
+@dataclass(frozen=True)
+class EventTable:
+    """Which tool event types become which Segment events.
+
+    `mapped` events are always forwarded. `unmapped` ones have no Spec counterpart: they are
+    skipped unless the tenant sets `unmapped_events: passthrough`, and then carry the custom
+    Proper Case name given here (or `noun` + the tool's type, for types not listed).
+    """
+
+    tool: str
+    noun: str
+    mapped: Mapping[str, str]
+    unmapped: Mapping[str, str] = field(default_factory=dict)
+
+    def resolve(self, kind: str, settings: SourceSettings) -> str | Skipped:
+        if kind in self.mapped:
+            return self.mapped[kind]
+        name = self.unmapped.get(kind) or proper_case(self.noun, kind)
+        if settings.unmapped_events == "passthrough":
+            return name
+        return Skipped(
+            f"{self.tool} event {kind!r} has no Segment Spec counterpart; "
+            f"set unmapped_events to passthrough to forward it as {name!r}"
+        )
+
+    def track(self, event: ToolEvent, properties: Mapping[str, Any], settings: SourceSettings) -> MappedEvent | Skipped:
+        """The track message for `event` under the name this table gives it, or why it is skipped."""
+        name = self.resolve(event.kind, settings)
+        return name if isinstance(name, Skipped) else event.track(name, properties)
+
+
+@dataclass
+class ToolEvent:
+    """What an adapter extracts from one tool event: who, when, and the tool's own ids."""
+
+    tool: str
+    #: The tool's event type (with a qualifier where the tool's type alone is ambiguous,
+    #: e.g. "bounce/blocked"); the key into the adapter's `EventTable`.
+    kind: str
+    tool_id: str | None
+    key: str | None
+    timestamp: str | None
+    user_id: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+
+    def track(self, name: str, properties: Mapping[str, Any]) -> MappedEvent:
+        return self._mapped({"type": "track", "event": name, "properties": compact(properties)})
+
+    def identify(self, traits: Mapping[str, Any]) -> MappedEvent:
+        return self._mapped({"type": "identify", "traits": compact(traits)})
+
+    def _mapped(self, body: dict[str, Any]) -> MappedEvent:
+        context = compact({
+            "traits": compact({"email": self.email, "phone": self.phone}),
+            "ip": self.ip,
+            "userAgent": self.user_agent,
+            SOURCE_EVENT_CONTEXT_KEY: compact({"tool": self.tool, "type": self.kind, "id": self.tool_id}),
+        })
+        message = compact({**body, "userId": self.user_id, "timestamp": self.timestamp, "context": context})
+        hints = compact({"email": self.email, "phone": self.phone})
+        return MappedEvent(message=message, event_key=self.key, identity_hints=hints)
