@@ -35,19 +35,9 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def reset_caches() -> None:
-    from aws_lambda_powertools.utilities import parameters
+    from segment_bridge_tools.local_stack import clear_caches
 
-    from segment_bridge import aws, config
-
-    parameters.clear_caches()
-    config.get_settings.cache_clear()
-    aws.client.cache_clear()
-    for module_name, getter in (("ingest_handler", "get_ingestor"), ("forward_handler", "get_forwarder")):
-        import sys
-
-        module = sys.modules.get(module_name)
-        if module is not None:
-            getattr(module, getter).cache_clear()
+    clear_caches()
 
 
 def tenant_secret(**overrides: Any) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from segment_bridge.aws import SqsDeadLetterQueue
 from segment_bridge.config import get_settings
 from segment_bridge.forwarding import Forwarder, ForwardReport, QueuedRecord
 from segment_bridge.observability import logger, metrics
+from segment_bridge.retry import Deadline
 from segment_bridge.segment_client import SegmentClient
 from segment_bridge.tenants import SecretsManagerTenants
 
@@ -48,19 +49,26 @@ def to_queued_record(record: dict[str, Any]) -> QueuedRecord:
 
 
 def record_metrics(report: ForwardReport) -> None:
-    metrics.add_metric(name="MessagesForwarded", unit=MetricUnit.Count, value=report.messages_forwarded)
-    metrics.add_metric(name="SegmentRequests", unit=MetricUnit.Count, value=report.requests)
-    metrics.add_metric(name="RecordsFailed", unit=MetricUnit.Count, value=len(report.failed))
-    metrics.add_metric(name="RecordsDeadLettered", unit=MetricUnit.Count, value=len(report.dead_lettered))
-    for status, count in report.statuses.items():
-        metrics.add_metric(name=f"SegmentStatus{status}", unit=MetricUnit.Count, value=count)
+    counts = {
+        "MessagesDequeued": report.messages_received,
+        "MessagesForwarded": report.messages_forwarded,
+        "MessagesDeadLettered": report.messages_dead_lettered,
+        "SegmentRequests": report.requests,
+        "SegmentRetries": report.retries,
+        "SegmentIsolationRequests": report.isolation_requests,
+        "RecordsFailed": len(report.failed),
+        "RecordsDeadLettered": len(report.dead_lettered),
+        **{f"SegmentStatus{status}": count for status, count in report.statuses.items()},
+    }
+    for name, value in counts.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     records = [to_queued_record(r) for r in event.get("Records", [])]
-    report = get_forwarder().forward(records)
+    report = get_forwarder().forward(records, Deadline.from_lambda_context(context))
     record_metrics(report)
 
     def check_record(record: SQSRecord) -> None:

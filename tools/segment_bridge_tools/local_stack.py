@@ -130,7 +130,7 @@ class LocalStack:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        _clear_caches()
+        clear_caches()
 
     def __enter__(self) -> "LocalStack":
         return self.start()
@@ -143,7 +143,7 @@ class LocalStack:
         for name, value in values.items():
             self._saved_env.setdefault(name, os.environ.get(name))
             os.environ[name] = value
-        _clear_caches()
+        clear_caches()
 
     def _create_resources(self) -> None:
         import boto3
@@ -208,11 +208,12 @@ def _fresh_handlers() -> tuple[Any, Any]:
             sys.path.insert(0, str(directory))
     ingest = importlib.import_module("ingest_handler")
     forward = importlib.import_module("forward_handler")
-    _clear_caches()
+    clear_caches()
     return ingest, forward
 
 
-def _clear_caches() -> None:
+def clear_caches() -> None:
+    """Forget cached settings, boto3 clients, secrets and handler singletons (after env changes)."""
     import sys
 
     from aws_lambda_powertools.utilities import parameters

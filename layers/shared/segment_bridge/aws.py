@@ -35,12 +35,7 @@ class MessageQueue(Protocol):
     def send_bodies(self, bodies: list[str], attributes: dict[str, str]) -> int: ...
 
 
-class SqsQueue:
-    """Sends bodies with SendMessageBatch; returns the number of API calls made."""
-
-    #: Entries SQS reports as Failed are re-sent this many times before we give up with a 503.
-    RESEND_ATTEMPTS = 2
-
+class _SqsAdapter:
     def __init__(self, queue_url: str, sqs: Any = None) -> None:
         self.queue_url = queue_url
         self._sqs = sqs
@@ -50,6 +45,13 @@ class SqsQueue:
         if self._sqs is None:
             self._sqs = client("sqs")
         return self._sqs
+
+
+class SqsQueue(_SqsAdapter):
+    """Sends bodies with SendMessageBatch; returns the number of API calls made."""
+
+    #: Entries SQS reports as Failed are re-sent this many times before we give up with a 503.
+    RESEND_ATTEMPTS = 2
 
     def send_bodies(self, bodies: list[str], attributes: dict[str, str]) -> int:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -85,18 +87,8 @@ class DeadLetterQueue(Protocol):
     def dead_letter(self, body: str, reason: str, attributes: dict[str, str]) -> None: ...
 
 
-class SqsDeadLetterQueue:
+class SqsDeadLetterQueue(_SqsAdapter):
     """Writes a failed record to the DLQ with why it failed, as message attributes (never secrets)."""
-
-    def __init__(self, queue_url: str, sqs: Any = None) -> None:
-        self.queue_url = queue_url
-        self._sqs = sqs
-
-    @property
-    def sqs(self) -> Any:
-        if self._sqs is None:
-            self._sqs = client("sqs")
-        return self._sqs
 
     def dead_letter(self, body: str, reason: str, attributes: dict[str, str]) -> None:
         attrs = {"reason": reason[:1000], "dead_lettered_at": str(int(time.time())), **attributes}

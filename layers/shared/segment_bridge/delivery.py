@@ -69,7 +69,8 @@ class DeliveryStats:
 def describe(outcome: SendOutcome) -> str:
     if outcome.status is None:
         return f"no answer from Segment ({outcome.error})"
-    return f"Segment answered {outcome.status}: {outcome.error or ''}".rstrip(": ")
+    detail = f": {outcome.error}" if outcome.error else ""
+    return f"Segment answered {outcome.status}{detail}"
 
 
 def status_label(outcome: SendOutcome) -> str:

@@ -1,17 +1,27 @@
 """Forward: queued Spec messages to each tenant's Segment workspace, reporting exactly what failed.
 
-Records are grouped by tenant; a tenant's messages are packed into as few /v1/batch requests as
-the limits allow. A record succeeds only when every request carrying one of its messages got a
-200; otherwise it is reported as a batch item failure and SQS redelivers it (its messageIds are
-unchanged, so Segment drops whatever part had already arrived). On its last allowed receive a
-failing record is written to the DLQ by us, with the reason, instead of silently by SQS.
+Records are grouped by tenant and the tenants are delivered concurrently (a small thread pool
+sharing the instance's rate limiter and the invocation's deadline), so one tenant's broken
+secret, 400 storm or slow answers do not hold the others back. Each tenant's messages are packed
+into as few /v1/batch requests as the limits allow and sent by `TenantDelivery` (retries, 400
+isolation). Then every record is settled from its messages' outcomes:
+
+- all delivered: done;
+- delivered or rejected only: done, and the rejected messages go to the DLQ with the reason;
+- anything failed: reported in `batchItemFailures`, SQS redelivers the record (its messageIds
+  are unchanged, so Segment drops whatever part had already arrived). On its last allowed
+  receive we dead-letter what was not delivered, with the reason, instead of SQS doing it
+  silently.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import random
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from typing import Callable
 
 from pydantic import ValidationError
@@ -19,12 +29,19 @@ from pydantic import ValidationError
 from .aws import DeadLetterQueue, encode_json
 from .batching import pack_batches
 from .config import Settings
+from .dead_letters import DeadLetter, dead_letter_groups
+from .delivery import DeliveryStats, MessageOutcome, TenantDelivery, Verdict
 from .errors import TenantConfigError
 from .observability import logger
 from .queue_format import QueuedBatch
 from .ratelimit import RateLimiter
+from .retry import Deadline, RetryPolicy
 from .segment_client import SegmentClient
 from .tenants import TenantDirectory, UnknownTenant
+
+#: Tenants delivered at once by one instance. Small: the rate limiter, not threads, sets the pace;
+#: this only keeps a slow or broken tenant from blocking the rest of the batch.
+TENANT_WORKERS = 4
 
 
 @dataclass(frozen=True)
@@ -36,11 +53,33 @@ class QueuedRecord:
 
 @dataclass
 class ForwardReport:
-    failed: dict[str, str] = field(default_factory=dict)  # record id -> reason
+    #: record id -> reason: reported as batchItemFailures, SQS redelivers them.
+    failed: dict[str, str] = field(default_factory=dict)
+    #: record id -> reason: some or all of the record's messages are on the DLQ (the record is done).
     dead_lettered: dict[str, str] = field(default_factory=dict)
+    records: int = 0
+    messages_received: int = 0
     messages_forwarded: int = 0
+    messages_dead_lettered: int = 0
     requests: int = 0
-    statuses: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    retries: int = 0
+    isolation_requests: int = 0
+    #: Segment answers by status ("200", "429", "Timeout", ...), retries included.
+    statuses: Counter[str] = field(default_factory=Counter)
+
+    def add_stats(self, stats: DeliveryStats) -> None:
+        self.requests += stats.requests
+        self.retries += stats.retries
+        self.isolation_requests += stats.isolation_requests
+        self.statuses.update(stats.statuses)
+
+
+@dataclass
+class _Parsed:
+    record: QueuedRecord
+    batch: QueuedBatch
+    #: Each message once, compact JSON: sent to Segment and, if it comes to that, to the DLQ.
+    encoded: list[str]
 
 
 def utc_now_iso() -> str:
@@ -56,6 +95,9 @@ class Forwarder:
         dead_letters: DeadLetterQueue,
         limiter: RateLimiter | None = None,
         clock: Callable[[], str] = utc_now_iso,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], None] | None = None,
+        policy: RetryPolicy | None = None,
     ) -> None:
         self.settings = settings
         self.tenants = tenants
@@ -63,73 +105,114 @@ class Forwarder:
         self.dead_letters = dead_letters
         self.limiter = limiter or RateLimiter(settings.instance_requests_per_second)
         self.clock = clock
+        self.rng = rng or random.Random()
+        self.sleep = sleep
+        self.policy = policy or RetryPolicy(request_timeout=settings.segment_timeout_seconds)
 
-    def forward(self, records: list[QueuedRecord]) -> ForwardReport:
-        report = ForwardReport()
-        by_tenant: dict[str, list[tuple[QueuedRecord, QueuedBatch]]] = defaultdict(list)
-        tenant_of: dict[str, str] = {}
+    def forward(self, records: list[QueuedRecord], deadline: Deadline | None = None) -> ForwardReport:
+        """Deliver `records`; stop sending at `deadline` (the handler derives it from the Lambda context)."""
+        deadline = deadline or Deadline.after(float("inf"))
+        report = ForwardReport(records=len(records))
+        by_tenant: dict[str, list[_Parsed]] = defaultdict(list)
         for record in records:
             try:
                 batch = QueuedBatch.model_validate_json(record.body)
             except ValidationError as exc:
-                # Can never succeed: straight to the DLQ with the reason, no retries.
-                self._dead_letter(report, record, f"unreadable queue message: {exc.error_count()} validation error(s)", "")
+                # Can never succeed: straight to the DLQ, body untouched, with the reason.
+                reason = f"unreadable queue message: {exc.error_count()} validation error(s)"
+                self._dead_letter(report, record, DeadLetter(record.body, reason, None, "", "", 0))
                 continue
-            by_tenant[batch.tenant].append((record, batch))
-            tenant_of[record.record_id] = batch.tenant
+            report.messages_received += len(batch.messages)
+            by_tenant[batch.tenant].append(_Parsed(record, batch, [encode_json(m) for m in batch.messages]))
 
-        for tenant_id, items in by_tenant.items():
-            self._forward_tenant(report, tenant_id, items)
-
-        by_id = {record.record_id: record for record in records}
-        for record_id, reason in list(report.failed.items()):
-            record = by_id[record_id]
-            if record.receive_count >= self.settings.max_receive_count:
-                del report.failed[record_id]
-                self._dead_letter(report, record, reason, tenant_of.get(record_id, ""))
+        outcomes = self._deliver_tenants(report, by_tenant, deadline)
+        for items in by_tenant.values():
+            for parsed in items:
+                self._settle(report, parsed, outcomes[parsed.record.record_id])
         return report
 
-    def _forward_tenant(self, report: ForwardReport, tenant_id: str, items: list[tuple[QueuedRecord, QueuedBatch]]) -> None:
+    # -- delivery -------------------------------------------------------------------------
+    def _deliver_tenants(
+        self, report: ForwardReport, by_tenant: dict[str, list[_Parsed]], deadline: Deadline
+    ) -> dict[str, list[MessageOutcome]]:
+        """Outcome of every message, per record id."""
+        jobs = [(tenant, items, random.Random(self.rng.getrandbits(64))) for tenant, items in by_tenant.items()]
+        if len(jobs) <= 1:
+            results = [self._deliver_tenant(*job, deadline) for job in jobs]
+        else:
+            with ThreadPoolExecutor(max_workers=min(TENANT_WORKERS, len(jobs)), thread_name_prefix="tenant") as pool:
+                results = list(pool.map(lambda job: self._deliver_tenant(*job, deadline), jobs))
+        outcomes: dict[str, list[MessageOutcome]] = {}
+        for per_record, stats in results:
+            outcomes.update(per_record)
+            report.add_stats(stats)
+        return outcomes
+
+    def _deliver_tenant(
+        self, tenant_id: str, items: list[_Parsed], rng: random.Random, deadline: Deadline
+    ) -> tuple[dict[str, list[MessageOutcome]], DeliveryStats]:
+        try:
+            return self._deliver_tenant_unsafe(tenant_id, items, rng, deadline)
+        except Exception as exc:  # a bug must not cost other tenants their deliveries
+            logger.exception("tenant delivery crashed; its records will be retried", extra={"tenant": tenant_id})
+            return _all(items, MessageOutcome(Verdict.FAILED, f"internal error: {type(exc).__name__}")), DeliveryStats()
+
+    def _deliver_tenant_unsafe(
+        self, tenant_id: str, items: list[_Parsed], rng: random.Random, deadline: Deadline
+    ) -> tuple[dict[str, list[MessageOutcome]], DeliveryStats]:
         try:
             tenant = self.tenants.get(tenant_id)
         except (UnknownTenant, TenantConfigError) as exc:
             reason = f"tenant {tenant_id!r} has no usable secret" if isinstance(exc, UnknownTenant) else str(exc)
             logger.error("tenant unusable; its records will be retried", extra={"tenant": tenant_id, "reason": reason})
-            for record, _ in items:
-                report.failed[record.record_id] = reason
-            return
-        except Exception as exc:
+            return _all(items, MessageOutcome(Verdict.FAILED, reason)), DeliveryStats()
+        except Exception as exc:  # Secrets Manager unreachable or throttled
             logger.warning("tenant lookup failed", extra={"tenant": tenant_id, "error": type(exc).__name__})
-            for record, _ in items:
-                report.failed[record.record_id] = f"tenant lookup failed: {type(exc).__name__}"
+            return _all(items, MessageOutcome(Verdict.FAILED, f"tenant lookup failed: {type(exc).__name__}")), DeliveryStats()
+
+        entries: list[tuple[int, str, str, int]] = []  # owner = the message's index across `items`
+        for parsed in items:
+            for message, encoded in zip(parsed.batch.messages, parsed.encoded):
+                entries.append((len(entries), str(message.get("messageId", "")), encoded, len(encoded.encode("utf-8"))))
+        post = partial(self.client.post_batch, tenant.region, tenant.write_key.get_secret_value())
+        delivery = TenantDelivery(
+            post, policy=self.policy, deadline=deadline, limiter=self.limiter, sent_at=self.clock, rng=rng,
+            **({"sleep": self.sleep} if self.sleep else {}),
+        )
+        by_index = delivery.deliver(pack_batches(entries))
+        per_record: dict[str, list[MessageOutcome]] = {}
+        index = 0
+        for parsed in items:
+            per_record[parsed.record.record_id] = [by_index[i] for i in range(index, index + len(parsed.encoded))]
+            index += len(parsed.encoded)
+        return per_record, delivery.stats
+
+    # -- settling each record -------------------------------------------------------------
+    def _settle(self, report: ForwardReport, parsed: _Parsed, outcomes: list[MessageOutcome]) -> None:
+        record = parsed.record
+        report.messages_forwarded += sum(o.verdict is Verdict.DELIVERED for o in outcomes)
+        failure = next((o for o in outcomes if o.verdict is Verdict.FAILED), None)
+        last_receive = record.receive_count >= self.settings.max_receive_count
+        if failure is not None and not last_receive:
+            # Rejected messages of this record are found again on redelivery; dead-lettering them
+            # now would put them on the DLQ once per receive.
+            report.failed[record.record_id] = failure.reason
             return
+        for dead in dead_letter_groups(parsed.batch, parsed.encoded, outcomes):
+            self._dead_letter(report, record, dead)
 
-        write_key = tenant.write_key.get_secret_value()
-        entries = []
-        for record, batch in items:
-            for message in batch.messages:
-                encoded = encode_json(message)
-                entries.append((record.record_id, str(message.get("messageId", "")), encoded, len(encoded.encode("utf-8"))))
-        for request in pack_batches(entries):
-            self.limiter.acquire()
-            outcome = self.client.post_batch(tenant.region, write_key, request.body(self.clock()))
-            report.requests += 1
-            report.statuses[str(outcome.status or "network")] += 1
-            if outcome.ok:
-                report.messages_forwarded += len(request.items)
-                continue
-            reason = f"segment answered {outcome.status or 'no response'}: {outcome.error or ''}".strip()
-            logger.warning("segment request failed", extra={"tenant": tenant_id, "status": outcome.status, "error": outcome.error})
-            for owner in set(request.owners):
-                report.failed.setdefault(owner, reason)
-
-    def _dead_letter(self, report: ForwardReport, record: QueuedRecord, reason: str, tenant: str) -> None:
+    def _dead_letter(self, report: ForwardReport, record: QueuedRecord, dead: DeadLetter) -> None:
         try:
-            self.dead_letters.dead_letter(
-                record.body, reason, {"tenant": tenant, "source_record_id": record.record_id, "receive_count": str(record.receive_count)}
-            )
-            report.dead_lettered[record.record_id] = reason
-            logger.error("record dead-lettered", extra={"tenant": tenant, "record_id": record.record_id, "reason": reason})
-        except Exception as exc:  # leave it to SQS's redrive policy rather than lose it
+            self.dead_letters.dead_letter(dead.body, dead.reason, dead.attributes(record.record_id, record.receive_count))
+        except Exception as exc:  # leave the whole record to SQS (redelivery, then its redrive policy)
             logger.error("dead-lettering failed", extra={"record_id": record.record_id, "error": type(exc).__name__})
-            report.failed[record.record_id] = reason
+            report.failed[record.record_id] = dead.reason
+            return
+        report.dead_lettered.setdefault(record.record_id, dead.reason)
+        report.messages_dead_lettered += dead.message_count
+        logger.error("dead-lettered", extra={"tenant": dead.tenant, "record_id": record.record_id,
+                                             "messages": dead.message_count, "status": dead.status, "reason": dead.reason})
+
+
+def _all(items: list[_Parsed], outcome: MessageOutcome) -> dict[str, list[MessageOutcome]]:
+    return {p.record.record_id: [outcome] * len(p.encoded) for p in items}

@@ -26,14 +26,19 @@ from .errors import (
 from .normalize import Integration, NormalizedMessage, normalize
 from .observability import logger
 from .queue_format import pack_queue_bodies
+from .review import Review
 from .sources import MappedEvent, Rejected, Skipped, Source, SourceSettings, VerifyContext, WebhookRequest, get_source
 from .tenants import TenantConfig, TenantDirectory, UnknownTenant, is_valid_tenant_id
 
 
 class MessageReviewer(Protocol):
-    """Hook for Spec conformance: may fix `mapped.message` in place, returns notes, raises `Rejected`."""
+    """Hook for Spec conformance (`review.ConformanceReviewer`): may repair `mapped.message` in place.
 
-    def review(self, mapped: MappedEvent, *, source: str, tenant_id: str, tenant: TenantConfig) -> list[str]: ...
+    Returns one decision per finding (all shown in the response); an event with a refusal is
+    rejected with it as the reason and not normalized.
+    """
+
+    def review(self, mapped: MappedEvent, *, source: str, tenant_id: str, tenant: TenantConfig) -> Review: ...
 
 
 class IdentityResolver(Protocol):
@@ -48,6 +53,8 @@ class IngestResult:
     rejected: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
     notes: list[dict[str, Any]] = field(default_factory=list)
+    #: Conformance decisions: {"index", "code", "severity", "action", "path", "message", "fix"}.
+    conformance: list[dict[str, Any]] = field(default_factory=list)
     resolved: int = 0
     sqs_calls: int = 0
 
@@ -57,6 +64,8 @@ class IngestResult:
             body["skipped"] = self.skipped
         if self.notes:
             body["notes"] = self.notes
+        if self.conformance:
+            body["conformance"] = self.conformance
         if self.resolved:
             body["resolvedUserIds"] = self.resolved
         return body
@@ -162,8 +171,10 @@ def map_and_normalize(
     for index, event in mapped:
         try:
             if reviewer is not None:
-                for note in reviewer.review(event, source=source.name, tenant_id=request.tenant, tenant=tenant):
-                    result.notes.append({"index": index, "message": note})
+                review = reviewer.review(event, source=source.name, tenant_id=request.tenant, tenant=tenant)
+                result.conformance.extend({"index": index, **d.as_dict()} for d in review.decisions)
+                if review.refusal:
+                    raise Rejected(review.refusal)
             message = normalize(event, tenant_id=request.tenant, tenant=tenant, source=source.name, integration=integration)
         except Rejected as exc:
             result.rejected.append({"index": index, "message": str(exc)})

@@ -35,3 +35,11 @@ SQS_MAX_BATCH_BYTES = 1024 * 1024
 #: What one SQS message of ours may hold. 256 KiB is the pre-2025 message limit: it keeps the
 #: bundle valid on queues created with the old default and still packs hundreds of events each.
 SQS_MESSAGE_TARGET_BYTES = 256 * 1024
+
+# --- Segment as the caller (destination side, segment-facts.md section 5) ---------------------
+#: Segment gives a destination this long to answer before it times out and retries.
+SEGMENT_DESTINATION_TIMEOUT_SECONDS = 5
+
+# --- Amazon DynamoDB -----------------------------------------------------------------------
+#: Keys one BatchGetItem call may ask for.
+DYNAMODB_BATCH_GET_MAX_KEYS = 100

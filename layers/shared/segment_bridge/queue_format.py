@@ -31,6 +31,11 @@ def _header(tenant: str, source: str) -> str:
     return f'{{"v":{FORMAT_VERSION},"tenant":{json.dumps(tenant)},"source":{json.dumps(source)},"messages":['
 
 
+def queue_body(tenant: str, source: str, encoded_messages: Sequence[str]) -> str:
+    """One body from already-serialized messages; the DLQ uses it too, so a redrive is a plain resend."""
+    return _header(tenant, source) + ",".join(encoded_messages) + "]}"
+
+
 def pack_queue_bodies(
     tenant: str, source: str, messages: Sequence[tuple[str, int]], max_bytes: int = SQS_MESSAGE_TARGET_BYTES
 ) -> list[str]:

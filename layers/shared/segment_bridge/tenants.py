@@ -13,6 +13,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from .conformance_policy import ConformancePolicy
 from .errors import TenantConfigError
 
 #: Tenant ids become part of a secret name and of metric dimensions: a tight charset, no dots or
@@ -55,6 +56,8 @@ class TenantConfig(BaseModel):
     write_key: SecretStr = Field(min_length=1)
     region: Region = "us"
     identity: IdentityPolicy = Field(default_factory=IdentityPolicy)
+    #: Spec conformance: fix, warn or reject, per family of checks, with per-source overrides.
+    conformance: ConformancePolicy = Field(default_factory=ConformancePolicy)
     destination: DestinationSettings | None = None
     #: Per-source settings, validated by each source's own settings model when that source is used.
     sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
