@@ -67,7 +67,9 @@ def test_the_make_run_demo_sends_samples_through(stack: LocalStack) -> None:
     samples = demo.sample_bodies()
     assert any(source == "spec" for source, _, _ in samples)
     source, body, headers = next(s for s in samples if s[0] == "spec")
-    response = requests.post(stack.webhook_url(source), data=body, headers=demo.signed_request(stack, source, body, headers), timeout=10)
+    signed = demo.signed_request(stack, source, body, headers)
+    assert signed is not None
+    response = requests.post(stack.webhook_url(source), data=signed[1], headers=signed[0], timeout=10)
     assert response.status_code == 202
     wait_for(stack, set(response.json()["messageIds"]))
     assert stack.wait_until_drained(timeout=10)

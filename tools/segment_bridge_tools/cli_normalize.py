@@ -1,11 +1,12 @@
 """`segment-bridge normalize SOURCE [FILE]`: what a webhook body would become, without AWS.
 
-Runs the ingest pipeline's own parse/map/normalize (`ingest.map_and_normalize`) on a body from a
-file or stdin, with no signature check and no queue. Output is split by audience:
+Runs the ingest pipeline's own parse/map/review/normalize (`ingest.map_and_normalize`, with the
+conformance reviewer the handler uses) on a body from a file or stdin, with no signature check,
+no identity table and no queue. Output is split by audience:
 
 - stdout: one Spec message per line, exactly as it would be enqueued (pipe it to `jq`);
 - stderr: one JSON line per event that would not be sent, `{"status": "skipped"|"rejected",
-  "index": i, "reason": ...}`, plus `{"status": "note", ...}` lines from the pipeline.
+  "index": i, "reason": ...}`, and one per conformance decision, `{"status": "conformance", ...}`.
 
 Exit status: 0 if nothing was rejected, 1 if an event was rejected or the body is unreadable.
 """
@@ -25,6 +26,7 @@ from segment_bridge.config import get_settings
 from segment_bridge.errors import MalformedRequest
 from segment_bridge.ingest import map_and_normalize
 from segment_bridge.normalize import Integration
+from segment_bridge.review import ConformanceReviewer
 from segment_bridge.sources import SOURCES, SourceSettings, WebhookRequest
 from segment_bridge.tenants import TenantConfig
 
@@ -50,7 +52,7 @@ def _load_settings(value: str | None) -> dict[str, Any]:
 @click.option("--content-type", help="Content-Type of the body (default: the source's own, e.g. form for mandrill).")
 @click.option("--tenant-settings", metavar="JSON|FILE",
               help="This source's settings (unmapped_events, user_id_field), or a whole tenant document "
-                   "whose sources.SOURCE and identity are used. Secrets are ignored.")
+                   "whose sources.SOURCE, identity and conformance are used. Secrets are ignored.")
 @click.option("--user-id-policy", type=click.Choice(["reject", "anonymous"]),
               help="Events without userId: reject, or anonymousId from email/phone (default: the tenant's, else reject).")
 @click.option("--tenant", default="dry-run", show_default=True,
@@ -65,7 +67,8 @@ def normalize_command(source: str, file: Any, content_type: str | None, tenant_s
     policy = user_id_policy or document.get("identity", {}).get("missing_user_id", "reject")
     # Only the settings that steer mapping; secrets and URLs matter for verification alone.
     settings = SourceSettings.model_validate({k: v for k, v in values.items() if k in SourceSettings.model_fields})
-    config = TenantConfig.model_validate({"write_key": "dry-run", "identity": {"missing_user_id": policy}})
+    conformance = {"conformance": document["conformance"]} if "conformance" in document else {}
+    config = TenantConfig.model_validate({"write_key": "dry-run", "identity": {"missing_user_id": policy}, **conformance})
     body = file.read()
     request = WebhookRequest(
         source=source, tenant=tenant, method="POST", body=body,
@@ -79,14 +82,16 @@ def normalize_command(source: str, file: Any, content_type: str | None, tenant_s
     app = get_settings()
     try:
         result, messages = map_and_normalize(request, adapter, settings, config,
-                                             Integration(app.integration_name, app.integration_version))
+                                             Integration(app.integration_name, app.integration_version),
+                                             reviewer=ConformanceReviewer())
     except MalformedRequest as exc:
         raise click.ClickException(exc.message) from None
 
     for message in messages:
         click.echo(message.json)
-    for status, entries, text_key in (("skipped", result.skipped, "reason"), ("rejected", result.rejected, "message"),
-                                      ("note", result.notes, "message")):
+    for status, entries, text_key in (("skipped", result.skipped, "reason"), ("rejected", result.rejected, "message")):
         for entry in entries:
             click.echo(json.dumps({"status": status, "index": entry["index"], "reason": entry[text_key]}), err=True)
+    for decision in result.conformance:
+        click.echo(json.dumps({"status": "conformance", **decision}), err=True)
     sys.exit(1 if result.rejected else 0)

@@ -17,9 +17,9 @@ from typing import Any
 import click
 import requests
 
-from segment_bridge.signatures import sign_timestamped
 
-from .local_stack import ROOT, LocalStack, StackConfig
+from .identity_demo import DEMO_EMAIL, DEMO_GROUP_ID, DEMO_USER_ID, ResolutionTally, send_segment_calls
+from .local_stack import ROOT, LocalStack, StackConfig, free_port
 
 EVENTS_DIR = ROOT / "events"
 
@@ -36,27 +36,28 @@ def sample_bodies() -> list[tuple[str, bytes, dict[str, str]]]:
     return samples
 
 
-def signed_request(stack: LocalStack, source: str, body: bytes, headers: dict[str, str]) -> dict[str, str] | None:
-    """Fresh signature for a sample (the ones in events/ are stale by design); None if we can't sign it."""
-    url = stack.webhook_url(source)
-    if source == "spec":
-        return {**headers, "X-Signature": sign_timestamped(stack.config.signing_secret, body)}
-    try:
-        from .signing import signed_headers
-    except ImportError:
-        return None
-    settings = stack.config.source_settings.get(source)
+def signed_request(stack: LocalStack, source: str, body: bytes, headers: dict[str, str]) -> tuple[dict[str, str], bytes] | None:
+    """Fresh signature for a sample (the ones in events/ are stale by design); None if we can't sign it.
+
+    Returns the headers and the body to send: Mailgun carries its signature inside the body.
+    """
+    from .signing import sign
+
+    settings = {"signing_secret": stack.config.signing_secret} if source == "spec" else stack.config.source_settings.get(source)
     if settings is None:
         return None
-    return {**headers, **signed_headers(source, body, settings, url)}
+    signed_headers, signed_body = sign(source, body, settings, stack.webhook_url(source))
+    return {**headers, **signed_headers}, signed_body
 
 
-def demo_source_settings() -> dict[str, dict[str, Any]]:
-    try:
-        from .signing import demo_source_settings as settings
-    except ImportError:
-        return {}
-    return settings()
+def demo_source_settings(base_url: str, tenant: str) -> dict[str, dict[str, Any]]:
+    """Every tool's demo secrets; Mandrill and Twilio sign the public URL, here the local one."""
+    from .signing import demo_source_settings as settings
+
+    configured = settings()
+    for source in ("mandrill", "twilio"):
+        configured[source]["url"] = f"{base_url}/v1/webhooks/{source}/{tenant}"
+    return configured
 
 
 def describe(message: dict[str, Any]) -> str:
@@ -87,21 +88,31 @@ def main(port: int, real_segment: bool, write_key: str | None, region: str, once
     """Run segment-bridge locally and send the sample webhooks through it."""
     if real_segment and not write_key:
         raise click.UsageError("--real-segment needs --write-key (or SEGMENT_WRITE_KEY)")
-    config = StackConfig(ingest_port=port, real_segment=real_segment, region=region,
-                         source_settings=demo_source_settings())
+    if port == 0:
+        port = free_port()  # the URL Mandrill and Twilio sign must be known before the stack starts
+    # Demo policy: events whose recipient Segment has not identified still flow, with a stable
+    # anonymousId derived from the address (the default for real tenants is `reject`).
+    config = StackConfig(ingest_port=port, real_segment=real_segment, region=region, identity_policy="anonymous",
+                         source_settings=demo_source_settings(f"http://127.0.0.1:{port}", StackConfig.tenant))
     if write_key:
         config.write_key = write_key
     with LocalStack(config) as stack:
         target = f"Segment {region.upper()} (real)" if real_segment else f"local Segment sink at {stack.sink.url}"  # type: ignore[union-attr]
         click.secho(f"segment-bridge is running: webhooks at {stack.base_url}/v1/webhooks/{{source}}/{stack.config.tenant}", bold=True)
         click.echo(f"  AWS stand-in (moto): {stack.queue_url.split('/')[2]}   delivering to: {target}\n")
+        # The identity loop: Segment's identify/group for the samples' recipient arrive before the tools' events.
+        loop = send_segment_calls(stack)
+        click.echo(f"- POST segment   -> {loop.status_code}  applied={loop.json().get('applied', 0)} "
+                   f"(Segment's identify + group: {DEMO_EMAIL} is {DEMO_USER_ID} in {DEMO_GROUP_ID})")
+        tally = ResolutionTally()
         for source, body, headers in sample_bodies():
             signed = signed_request(stack, source, body, headers)
             if signed is None:
                 click.echo(f"- {source}: skipped (no demo signing settings for this source)")
                 continue
-            response = requests.post(stack.webhook_url(source), data=body, headers=signed, timeout=30)
+            response = requests.post(stack.webhook_url(source), data=signed[1], headers=signed[0], timeout=30)
             result = response.json()
+            tally.record(source, result)
             click.echo(f"- POST {source:<9} -> {response.status_code}  accepted={result.get('accepted', 0)} "
                        f"skipped={len(result.get('skipped', []))} rejected={len(result.get('rejected', []))}")
         drained = stack.wait_until_drained(timeout=30)
@@ -117,6 +128,7 @@ def main(port: int, real_segment: bool, write_key: str | None, region: str, once
             if requests_seen and requests_seen[0].messages:
                 click.echo("\nFirst message as Segment received it:")
                 click.echo(json.dumps(requests_seen[0].messages[0], indent=2))
+        click.secho(f"\nIdentity loop: {tally.summary()}", bold=True)
         if not drained:
             click.secho("warning: the queue did not drain within 30 s", fg="yellow")
         if once:

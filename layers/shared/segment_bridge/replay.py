@@ -12,29 +12,27 @@ conditional put per request, TTL on `expires_at`) is the shared, production-grad
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from .errors import ServiceUnavailable
 
 
 class ReplayGuard(Protocol):
-    def claim(self, key: str, fingerprint: str, expires_at: float) -> bool:
-        """True if `key` is new, or was first seen with this same `fingerprint`; False for a replay."""
+    def claim(self, key: str, fingerprint: str, now: float, expires_at: float) -> bool:
+        """True if `key` is new (or expired), or was first seen with this same `fingerprint`; False
+        for a replay. `now` is the verifier's clock, so a guard and the replay window agree."""
         ...
 
 
 class InMemoryReplayGuard:
     """Bounded LRU of claimed keys; expired entries are dropped, the oldest go first when full."""
 
-    def __init__(self, max_entries: int = 10_000, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, max_entries: int = 10_000) -> None:
         self.max_entries = max_entries
-        self.clock = clock
         self._seen: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
-    def claim(self, key: str, fingerprint: str, expires_at: float) -> bool:
-        now = self.clock()
+    def claim(self, key: str, fingerprint: str, now: float, expires_at: float) -> bool:
         seen = self._seen.get(key)
         if seen is not None and seen[1] >= now:
             return seen[0] == fingerprint
@@ -54,9 +52,8 @@ class DynamoDbReplayGuard:
     DynamoDB's TTL deletes lazily, so the condition also treats an expired item as free.
     """
 
-    def __init__(self, table_name: str, dynamodb: Any = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, table_name: str, dynamodb: Any = None) -> None:
         self.table_name = table_name
-        self.clock = clock
         self._dynamodb = dynamodb
 
     @property
@@ -67,7 +64,7 @@ class DynamoDbReplayGuard:
             self._dynamodb = client("dynamodb")
         return self._dynamodb
 
-    def claim(self, key: str, fingerprint: str, expires_at: float) -> bool:
+    def claim(self, key: str, fingerprint: str, now: float, expires_at: float) -> bool:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -76,7 +73,7 @@ class DynamoDbReplayGuard:
                 Item={"key": {"S": key}, "fingerprint": {"S": fingerprint}, "expires_at": {"N": str(int(expires_at))}},
                 ConditionExpression="attribute_not_exists(#k) OR #fp = :fp OR #exp < :now",
                 ExpressionAttributeNames={"#k": "key", "#fp": "fingerprint", "#exp": "expires_at"},
-                ExpressionAttributeValues={":fp": {"S": fingerprint}, ":now": {"N": str(int(self.clock()))}},
+                ExpressionAttributeValues={":fp": {"S": fingerprint}, ":now": {"N": str(int(now))}},
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":

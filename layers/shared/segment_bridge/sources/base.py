@@ -8,7 +8,6 @@ enqueueing) is done once, in `normalize` and `ingest`, for all sources alike.
 
 from __future__ import annotations
 
-import json
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -16,7 +15,8 @@ from typing import Any, Callable, ClassVar, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ..errors import MalformedRequest, Unauthorized
+from .. import safe_json
+from ..errors import Unauthorized
 from ..tenants import TenantConfig
 
 
@@ -115,8 +115,6 @@ class Source(ABC):
         """Map one tool event; raise `Rejected` with a reason the caller can act on."""
 
 
-def load_json(body: bytes, what: str = "body") -> Any:
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise MalformedRequest(f"{what} is not valid JSON: {exc}") from None
+def load_json(body: bytes | str, what: str = "body") -> Any:
+    """Parse an untrusted JSON body: invalid JSON and nesting beyond MAX_JSON_DEPTH are a 400."""
+    return safe_json.loads(body, what)

@@ -8,7 +8,6 @@ guard, bound to the body it first came with (see `segment_bridge.replay`).
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
 from pydantic import SecretStr
@@ -18,7 +17,18 @@ from ..replay import InMemoryReplayGuard, ReplayGuard
 from ..signatures import check_hex_signature, check_timestamp
 from . import email
 from .base import MappedEvent, Rejected, Skipped, Source, SourceSettings, VerifyContext, WebhookRequest, load_json
-from .mapping import EventTable, ToolEvent, as_list, custom_user_id, dig, event_key, first_item, first_text, from_unix, text
+from .mapping import (
+    EventTable,
+    ToolEvent,
+    as_list,
+    custom_user_id,
+    dig,
+    event_key,
+    first_item,
+    first_text,
+    from_unix,
+    text,
+)
 
 EVENTS = EventTable(
     tool="mailgun",
@@ -53,8 +63,8 @@ class MailgunSource(Source):
 
     def verify(self, request: WebhookRequest, settings: MailgunSettings, ctx: VerifyContext) -> None:  # type: ignore[override]
         try:
-            signature = json.loads(request.body).get("signature")
-        except (ValueError, AttributeError):
+            signature = dig(load_json(request.body), "signature")
+        except MalformedRequest:  # an unreadable (or hostilely nested) body carries no valid signature
             raise Unauthorized() from None
         timestamp, token, digest = (text(dig(signature, k)) for k in ("timestamp", "token", "signature"))
         if not (timestamp and token and digest):
@@ -62,7 +72,8 @@ class MailgunSource(Source):
         check_hex_signature(settings.signing_key.get_secret_value(), (timestamp + token).encode("utf-8"), [digest])
         signed_at = check_timestamp(timestamp, ctx.tolerance_seconds, ctx.clock)
         fingerprint = hashlib.sha256(request.body).hexdigest()
-        if not self.replay_guard.claim(f"mailgun:{request.tenant}:{token}", fingerprint, signed_at + ctx.tolerance_seconds):
+        key = f"mailgun:{request.tenant}:{token}"
+        if not self.replay_guard.claim(key, fingerprint, ctx.clock(), signed_at + ctx.tolerance_seconds):
             raise Unauthorized("signature token was already used with a different body")
 
     def parse(self, request: WebhookRequest) -> list[Any]:

@@ -8,14 +8,13 @@ checks a new webhook URL with HEAD, which is answered 200.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import SecretStr
 
 from ..errors import MalformedRequest
 from . import email
-from .base import MappedEvent, Rejected, Skipped, Source, SourceSettings, VerifyContext, WebhookRequest
+from .base import MappedEvent, Rejected, Skipped, Source, SourceSettings, VerifyContext, WebhookRequest, load_json
 from .form import form_pairs, verify_url_signed
 from .mapping import EventTable, ToolEvent, as_list, custom_user_id, dig, event_key, first_text, from_unix, text
 
@@ -69,10 +68,7 @@ class MandrillSource(Source):
         raw = dict(form_pairs(request.body)).get(EVENTS_FIELD)
         if raw is None:
             raise MalformedRequest(f"form field {EVENTS_FIELD!r} is missing")
-        try:
-            events = json.loads(raw)
-        except ValueError as exc:
-            raise MalformedRequest(f"{EVENTS_FIELD} is not valid JSON: {exc}") from None
+        events = load_json(raw, EVENTS_FIELD)
         if not isinstance(events, list):
             raise MalformedRequest(f"{EVENTS_FIELD} must be a JSON array of events")
         return events

@@ -85,13 +85,11 @@ class PostmarkSource(Source):
             email_id=text(event.get("MessageID")),
             email_subject=text(event.get("Subject")),
             link_url=text(event.get("OriginalLink")),
-            extra={
-                "reason": first_text(event.get("Details"), event.get("Description")) if event["RecordType"] == "Bounce" else None,
-                "bounce_type": text(event.get("Type")) if event["RecordType"] == "Bounce" else None,
-                "message_stream": text(event.get("MessageStream")),
-                "tags": as_list(event.get("Tag")),
-            },
+            extra={"message_stream": text(event.get("MessageStream")), "tags": as_list(event.get("Tag"))},
         )
+        if event["RecordType"] == "Bounce":
+            fields.extra.update(reason=first_text(event.get("Details"), event.get("Description")),
+                                bounce_type=text(event.get("Type")))
         return EVENTS.track(tool_event, fields.properties(), settings)
 
 
@@ -103,5 +101,6 @@ def _kind(record: dict[str, Any]) -> str:
         if record.get("SuppressSending") is not True:
             return "SubscriptionChange/resubscribed"
         reason = text(record.get("SuppressionReason"))
-        return "SubscriptionChange/unsubscribed" if reason in UNSUBSCRIBE_REASONS or reason is None else "SubscriptionChange/suppressed"
+        unsubscribed = reason is None or reason in UNSUBSCRIBE_REASONS
+        return "SubscriptionChange/unsubscribed" if unsubscribed else "SubscriptionChange/suppressed"
     return record_type
