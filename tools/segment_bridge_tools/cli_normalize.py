@@ -1,6 +1,6 @@
 """`segment-bridge normalize SOURCE [FILE]`: what a webhook body would become, without AWS.
 
-Runs the ingest pipeline's own parse/map/review/normalize (`ingest.map_and_normalize`, with the
+Runs the ingest pipeline's own parse/map/review/normalize (`dry_run`, i.e. `ingest.map_and_normalize` with the
 conformance reviewer the handler uses) on a body from a file or stdin, with no signature check,
 no identity table and no queue. Output is split by audience:
 
@@ -15,22 +15,17 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 import click
 
-from segment_bridge.config import get_settings
-from segment_bridge.errors import MalformedRequest
-from segment_bridge.ingest import map_and_normalize
-from segment_bridge.normalize import Integration
 from segment_bridge.review import ConformanceReviewer
-from segment_bridge.sources import SOURCES, SourceSettings, WebhookRequest
-from segment_bridge.tenants import TenantConfig
+from segment_bridge.sources import SOURCES
 
-FORM = "application/x-www-form-urlencoded"
+from .dry_run import dry_run
+
 
 
 def _load_settings(value: str | None) -> dict[str, Any]:
@@ -61,31 +56,10 @@ def _load_settings(value: str | None) -> dict[str, Any]:
 def normalize_command(source: str, file: Any, content_type: str | None, tenant_settings: str | None,
                       user_id_policy: str | None, tenant: str, query: str) -> None:
     """Print the Spec messages a SOURCE webhook body (FILE, or stdin) maps to. No AWS, no signature check."""
-    adapter = SOURCES[source]
-    document = _load_settings(tenant_settings)
-    values = document.get("sources", {}).get(source, {}) if "sources" in document else document
-    policy = user_id_policy or document.get("identity", {}).get("missing_user_id", "reject")
-    # Only the settings that steer mapping; secrets and URLs matter for verification alone.
-    settings = SourceSettings.model_validate({k: v for k, v in values.items() if k in SourceSettings.model_fields})
-    conformance = {"conformance": document["conformance"]} if "conformance" in document else {}
-    config = TenantConfig.model_validate({"write_key": "dry-run", "identity": {"missing_user_id": policy}, **conformance})
-    body = file.read()
-    request = WebhookRequest(
-        source=source, tenant=tenant, method="POST", body=body,
-        headers={"content-type": content_type or sorted(adapter.media_types)[0]},
-        query=dict(parse_qsl(query, keep_blank_values=True)),
-    )
-    if request.media_type not in adapter.media_types:
-        raise click.UsageError(f"{source} takes {' or '.join(sorted(adapter.media_types))}, not {request.media_type!r}")
-    if request.media_type == FORM:  # a saved form body ends in a newline no tool would have sent
-        request = replace(request, body=body.rstrip(b"\r\n"))
-    app = get_settings()
-    try:
-        result, messages = map_and_normalize(request, adapter, settings, config,
-                                             Integration(app.integration_name, app.integration_version),
-                                             reviewer=ConformanceReviewer())
-    except MalformedRequest as exc:
-        raise click.ClickException(exc.message) from None
+    result, messages = dry_run(source, file.read(), content_type=content_type,
+                               tenant_document=_load_settings(tenant_settings), user_id_policy=user_id_policy,
+                               tenant=tenant, query=dict(parse_qsl(query, keep_blank_values=True)),
+                               reviewer=ConformanceReviewer())
 
     for message in messages:
         click.echo(message.json)

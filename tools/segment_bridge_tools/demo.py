@@ -11,7 +11,6 @@ import base64
 import json
 import shlex
 import time
-from pathlib import Path
 from typing import Any
 
 import click

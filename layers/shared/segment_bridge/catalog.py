@@ -34,9 +34,12 @@ class FieldType:
     options: tuple[TypeOption, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Shape:
-    """The documented keys of an object (properties, traits, context, or a nested object)."""
+    """The documented keys of an object (properties, traits, context, or a nested object).
+
+    Compared and hashed by identity: each is built once, and checks memoise per (shape, key).
+    """
 
     name: str
     fields: Mapping[str, FieldType]
@@ -82,10 +85,6 @@ class Catalog:
 
     def event(self, name: str) -> SpecEvent | None:
         return self.events.get(name)
-
-    def category(self, name: str) -> Category | None:
-        key = comparison_key(name)
-        return next((c for c in self.categories if comparison_key(c.name) == key), None)
 
 
 def _shape(name: str, fields: dict[str, FieldType]) -> Shape:

@@ -22,17 +22,16 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Literal, Union
 
-from .catalog import CATALOG, FieldType, Shape, TypeOption
+from .catalog import CATALOG, FieldType, Shape, SpecEvent, TypeOption
 from .naming import comparison_key, is_proper_case, is_snake_case, to_proper_case, to_snake_case
 from .spec_names import match_event_name
 
 Severity = Literal["error", "warning"]
 PathPart = Union[str, int]
 Path = tuple[PathPart, ...]
-
-FAMILIES = ("spec", "style", "partner")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,24 +101,38 @@ def check_message(message: dict[str, Any]) -> list[Finding]:
 def _check_track(message: dict[str, Any], findings: list[Finding]) -> None:
     name = message.get("event")
     event = None
-    if isinstance(name, str) and name:
-        match = match_event_name(name)
-        if match is not None:
-            event = CATALOG.event(match.canonical)
-            if match.how != "exact":
-                findings.append(_event_name_finding(name, match.canonical, match.how, match.matched))
-        elif not is_proper_case(name):
-            proper = to_proper_case(name)
-            findings.append(Finding(
-                "style.event_name", "warning", "event",
-                f"event name {quote(name)} is not Proper Case (Segment's convention: \"Object Action\")",
-                f"rename the event to {quote(proper)}" if proper else "use a Proper Case name such as \"Report Exported\"",
-                Repair("set", ("event",), proper) if proper else None,
-            ))
+    if isinstance(name, str) and 0 < len(name) <= _MAX_CACHED_LENGTH:  # longer: the Spec model refuses it
+        event, finding = _event_name_verdict(name)
+        if finding is not None:
+            findings.append(finding)
     shape = event.checked_properties if event is not None else CATALOG.track_properties
     _check_object(message.get("properties"), shape, ("properties",), findings, _PROPERTIES)
     if event is not None:
         _check_expected_context(message, event.category, event.expected_context, findings)
+
+
+#: Names and keys up to this length are cached; caches stay bounded in memory whatever is sent.
+_MAX_CACHED_LENGTH = 200
+
+
+@lru_cache(maxsize=8192)
+def _event_name_verdict(name: str) -> tuple[SpecEvent | None, Finding | None]:
+    """The Spec event a name stands for and the finding about the name; cached per distinct name."""
+    match = match_event_name(name)
+    if match is not None:
+        event = CATALOG.event(match.canonical)
+        if match.how == "exact":
+            return event, None
+        return event, _event_name_finding(name, match.canonical, match.how, match.matched)
+    if is_proper_case(name):
+        return None, None
+    proper = to_proper_case(name)
+    return None, Finding(
+        "style.event_name", "warning", "event",
+        f"event name {quote(name)} is not Proper Case (Segment's convention: \"Object Action\")",
+        f"rename the event to {quote(proper)}" if proper else "use a Proper Case name such as \"Report Exported\"",
+        Repair("set", ("event",), proper) if proper else None,
+    )
 
 
 _HOW = {
@@ -178,19 +191,28 @@ def _check_object(obj: Any, shape: Shape, path: Path, findings: list[Finding], r
     if not isinstance(obj, dict):
         return
     nested = rules.nested or rules
+    fields = shape.fields
     for key, value in obj.items():
-        if not isinstance(key, str):
-            continue
-        field = shape.fields.get(key)
+        field = fields.get(key)
         if field is None:
-            documented = shape.keys.get(comparison_key(key))
+            classify = _classify_key_cached if len(key) <= _MAX_CACHED_LENGTH else _classify_key
+            documented, snake_case = classify(shape, key)
             if documented is not None:
                 findings.append(_key_variant_finding(obj, key, documented, path, rules))
-                field = shape.fields[documented]
-            elif rules.snake_case and not is_snake_case(key):
+                field = fields[documented]
+            elif rules.snake_case and not snake_case:
                 findings.append(_snake_case_finding(obj, key, path))
         if field is not None and value is not None:
             _check_value(value, field, path + (key,), findings, nested)
+
+
+def _classify_key(shape: Shape, key: str) -> tuple[str | None, bool]:
+    """An undocumented key: the documented key it is another form of (or None), and whether it is
+    snake_case. Cached below: partners send the same keys over and over."""
+    return shape.keys.get(comparison_key(key)), is_snake_case(key)
+
+
+_classify_key_cached = lru_cache(maxsize=32768)(_classify_key)
 
 
 def _key_variant_finding(obj: dict[str, Any], key: str, documented: str, path: Path, rules: _KeyRules) -> Finding:
@@ -231,14 +253,12 @@ _INTEGER = re.compile(r"-?\d+")
 
 
 def _check_value(value: Any, field: FieldType, path: Path, findings: list[Finding], rules: _KeyRules) -> None:
-    if isinstance(value, list) and len(field.options) == 1 and field.options[0].array and field.options[0].shape:
-        _check_items(value, field.options[0], path, findings, rules)  # products[]: report item by item
-        return
     for option in field.options:
+        if option.shape is not None and option.array and isinstance(value, list):
+            _check_items(value, option.shape, path, findings, rules)  # products[]: item by item
+            return
         if _fits(value, option):
-            if option.shape is not None and option.array:
-                _check_items(value, option, path, findings, rules)
-            elif option.shape is not None:
+            if option.shape is not None:
                 _check_object(value, option.shape, path, findings, rules)
             return
     fixed = next((c for c in (_coerce(value, o) for o in field.options) if c is not _NO_FIX), _NO_FIX)
@@ -251,17 +271,16 @@ def _check_value(value: Any, field: FieldType, path: Path, findings: list[Findin
     ))
 
 
-def _check_items(items: list[Any], option: TypeOption, path: Path, findings: list[Finding], rules: _KeyRules) -> None:
-    assert option.shape is not None
+def _check_items(items: list[Any], shape: Shape, path: Path, findings: list[Finding], rules: _KeyRules) -> None:
     for index, item in enumerate(items):
         if isinstance(item, dict):
-            _check_object(item, option.shape, path + (index,), findings, rules)
+            _check_object(item, shape, path + (index,), findings, rules)
         else:
             where = format_path(path + (index,))
             findings.append(Finding(
                 "spec.property_type", "error", where,
-                f"{where} is {_json_type(item)}; the Spec type is a {option.shape.name} object",
-                f"send each item of {format_path(path)} as a {option.shape.name} object",
+                f"{where} is {_json_type(item)}; the Spec type is a {shape.name} object",
+                f"send each item of {format_path(path)} as a {shape.name} object",
             ))
 
 
@@ -354,15 +373,17 @@ def _describe(field: FieldType) -> str:
 # -- partner rules ----------------------------------------------------------------------------
 
 
+_WRITE_KEYS = frozenset({"writeKey", "write_key", "writekey", "WriteKey", "WRITE_KEY", "write-key"})
+
+
 def _check_write_key(message: dict[str, Any], findings: list[Finding]) -> None:
-    for key in message:
-        if isinstance(key, str) and comparison_key(key) == "writekey":
-            findings.append(Finding(
-                "partner.write_key", "error", key,
-                "the message body carries a writeKey; the bridge holds each tenant's key and never forwards one",
-                f"remove {quote(key)} from the message",
-                Repair("drop", (key,)),
-            ))
+    for key in sorted(_WRITE_KEYS.intersection(message)):
+        findings.append(Finding(
+            "partner.write_key", "error", key,
+            "the message body carries a writeKey; the bridge holds each tenant's key and never forwards one",
+            f"remove {quote(key)} from the message",
+            Repair("drop", (key,)),
+        ))
 
 
 # -- applying repairs -------------------------------------------------------------------------
@@ -384,30 +405,35 @@ class RepairRecord:
 def apply_repairs(message: dict[str, Any], repairs: list[Repair]) -> RepairRecord:
     """Apply repairs in place: values first, then renames deepest first, then drops.
 
-    Every path refers to the message as received, so the order keeps them valid: a value is set
-    under its original key before that key (or a parent) is renamed.
+    Every path refers to the message as received, so this order keeps them valid: a value is set
+    under its original key before that key (or a parent) is renamed. The record names where each
+    change ended up, after all renames.
     """
+    renamed: dict[Path, str] = {}
+    values: list[tuple[Path, Any]] = []
     record = RepairRecord()
-    ordered = sorted(repairs, key=lambda r: (r.op != "set", r.op == "drop", -len(r.path)))
-    for repair in ordered:
-        container = _container(message, repair.path)
-        key = repair.path[-1]
-        if container is None:
-            continue
-        if repair.op == "set":
+    for repair in sorted(repairs, key=lambda r: (r.op != "set", r.op == "drop", -len(r.path))):
+        container, key = _container(message, repair.path), repair.path[-1]
+        if repair.op == "set" and container is not None:
             if repair.path == ("event",):
                 record.original_event = message.get("event")
             else:
-                record.original_values = record.original_values or {}
-                record.original_values[format_path(repair.path)] = container[key]
+                values.append((repair.path, container[key]))
             container[key] = repair.value
         elif repair.op == "rename" and isinstance(container, dict) and key in container:
             _rename_in_place(container, key, repair.value)
-            record.original_keys = record.original_keys or {}
-            record.original_keys[format_path(repair.path[:-1] + (repair.value,))] = key
-        elif repair.op == "drop" and isinstance(container, dict):
-            container.pop(key, None)
+            renamed[repair.path] = repair.value
+        elif repair.op == "drop" and isinstance(container, dict) and key in container:
+            del container[key]
             record.removed = (record.removed or []) + [format_path(repair.path)]
+
+    def final(path: Path) -> str:
+        return format_path(tuple(renamed.get(path[:i + 1], part) for i, part in enumerate(path)))
+
+    if renamed:
+        record.original_keys = {final(path): path[-1] for path in renamed}
+    if values:
+        record.original_values = {final(path): value for path, value in values}
     return record
 
 

@@ -81,32 +81,32 @@ def to_snake_case(key: str) -> str:
     return "_".join(word.lower() for word in split_words(key))
 
 
-def to_camel_case(key: str) -> str:
-    words = split_words(key)
-    return "".join(w.lower() if i == 0 else w.capitalize() for i, w in enumerate(words))
-
-
 def osa_distance(a: str, b: str, limit: int) -> int:
     """Optimal-string-alignment distance (a transposition counts as one edit), capped at `limit + 1`.
 
-    Returns early once every alignment already needs more than `limit` edits, so comparing a
-    name against a candidate that is nowhere near costs only a row or two.
+    Only the diagonal band |i - j| <= limit is computed, and the loop stops as soon as every cell
+    in a row exceeds `limit`, so a comparison costs O(limit * len) and usually far less.
     """
     if a == b:
         return 0
     if abs(len(a) - len(b)) > limit:
         return limit + 1
+    over = limit + 1
     previous2: list[int] = []
-    previous = list(range(len(b) + 1))
+    previous = [j if j <= limit else over for j in range(len(b) + 1)]
     for i in range(1, len(a) + 1):
-        current = [i] + [0] * len(b)
-        for j in range(1, len(b) + 1):
-            cost = 0 if a[i - 1] == b[j - 1] else 1
-            value = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
-            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+        current = [over] * (len(b) + 1)
+        if i <= limit:
+            current[0] = i
+        low, high = max(1, i - limit), min(len(b), i + limit)
+        char = a[i - 1]
+        for j in range(low, high + 1):
+            value = previous[j - 1] + (char != b[j - 1])
+            value = min(value, previous[j] + 1, current[j - 1] + 1)
+            if i > 1 and j > 1 and char == b[j - 2] and a[i - 2] == b[j - 1]:
                 value = min(value, previous2[j - 2] + 1)
-            current[j] = value
-        if min(current) > limit:
-            return limit + 1
+            current[j] = min(value, over)
+        if min(current[low - 1:high + 1]) > limit:
+            return over
         previous2, previous = previous, current
-    return min(previous[-1], limit + 1)
+    return previous[-1]

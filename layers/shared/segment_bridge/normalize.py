@@ -77,7 +77,7 @@ def normalize(
     """Validate and complete one message; raise `Rejected` with a reason the sender can act on."""
     candidate = mapped.message
     if not isinstance(candidate.get("type"), str):
-        raise Rejected(f'"type" is required: one of track, identify, page, screen, group, alias')
+        raise Rejected('"type" is required: one of track, identify, page, screen, group, alias')
     try:
         model = _MESSAGE.validate_python(candidate)
     except ValidationError as exc:

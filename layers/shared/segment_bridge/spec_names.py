@@ -58,7 +58,8 @@ class EventNameIndex:
     def __init__(self, catalog: Catalog) -> None:
         self.exact = frozenset(catalog.events)
         self.by_key: dict[str, NameMatch] = {}
-        self.by_word_count: dict[int, list[_Candidate]] = {}
+        #: (word count, first letter): a typo never changes either (see `_close`).
+        self.by_shape: dict[tuple[int, str], list[_Candidate]] = {}
         self.joined: list[_Candidate] = []
         for event in catalog.events.values():
             self._add(event.name, NameMatch(event.name, "casing", event.name))
@@ -73,7 +74,7 @@ class EventNameIndex:
         words = tuple(w.lower() for w in split_words(form))
         candidate = _Candidate(words, key, NameMatch(match.canonical, "spelling", form))
         if len(words) > 1 or len(key) >= MIN_SINGLE_WORD_LENGTH:
-            self.by_word_count.setdefault(len(words), []).append(candidate)
+            self.by_shape.setdefault((len(words), words[0][0]), []).append(candidate)
         if len(words) > 1 and len(key) >= MIN_JOINED_LENGTH:
             self.joined.append(candidate)
 
@@ -89,13 +90,18 @@ class EventNameIndex:
         words = tuple(w.lower() for w in split_words(name))
         if not words:
             return None
-        matches = {c.match.canonical: c.match for c in self.by_word_count.get(len(words), ()) if _close(words, c.words)}
+        length = sum(map(len, words))
+        matches = {
+            c.match.canonical: c.match
+            for c in self.by_shape.get((len(words), words[0][0]), ())
+            if abs(len(c.key) - length) <= MAX_NAME_EDITS and _close(words, c.words)
+        }
         if not matches and len(words) == 1:
             key = words[0]
             matches = {
                 c.match.canonical: c.match
                 for c in self.joined
-                if key[0] == c.key[0] and osa_distance(key, c.key, 1) <= 1
+                if key[0] == c.key[0] and abs(len(c.key) - len(key)) <= 1 and osa_distance(key, c.key, 1) <= 1
             }
         return next(iter(matches.values())) if len(matches) == 1 else None
 
