@@ -20,6 +20,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 TENANT = "acme"
 SIGNING_SECRET = "whsec_test_spec_signing_secret_0123456789"
 WRITE_KEY = "wk_live_SECRET_abcdefghijklmnopqrstuvwx"
+DESTINATION_API_KEY = "dest_SECRET_api_key_0123456789abcdef"
 
 
 @pytest.fixture(autouse=True)
@@ -72,6 +73,18 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
         reset_caches()
         yield {"queue_url": queue_url, "dlq_url": dlq_url}
         reset_caches()
+
+
+@pytest.fixture
+def identity_table(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
+    """The identity loop switched on: the moto table, its env var, and the tenant's destination key."""
+    from segment_bridge_tools.local_stack import IDENTITY_TABLE, create_identity_table
+
+    create_identity_table(boto3.client("dynamodb"), IDENTITY_TABLE)
+    monkeypatch.setenv("IDENTITY_TABLE_NAME", IDENTITY_TABLE)
+    put_tenant(TENANT, tenant_secret(destination={"api_key": DESTINATION_API_KEY}))
+    reset_caches()
+    return IDENTITY_TABLE
 
 
 def put_tenant(tenant: str, secret: dict[str, Any]) -> None:

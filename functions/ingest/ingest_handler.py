@@ -5,9 +5,7 @@ All decisions live in `segment_bridge.ingest`; this module only translates.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
+from collections import Counter
 from functools import lru_cache
 from typing import Any
 
@@ -16,11 +14,15 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from segment_bridge.apigw import json_response, raw_body
 from segment_bridge.aws import SqsQueue
 from segment_bridge.config import get_settings
-from segment_bridge.errors import BridgeError, MalformedRequest
+from segment_bridge.errors import BridgeError, NothingAccepted
+from segment_bridge.identity import TableIdentityResolver
+from segment_bridge.identity_store import DynamoDBIdentityStore
 from segment_bridge.ingest import Ingestor
 from segment_bridge.observability import logger, metrics
+from segment_bridge.review import OUTCOMES, ConformanceReviewer
 from segment_bridge.sources import WebhookRequest, get_source
 from segment_bridge.tenants import SecretsManagerTenants
 
@@ -32,22 +34,11 @@ WEBHOOK_ROUTE = "/v1/webhooks/<source>/<tenant>"
 def get_ingestor() -> Ingestor:
     settings = get_settings()
     tenants = SecretsManagerTenants(settings.secrets_prefix, settings.secrets_max_age_seconds)
-    return Ingestor(settings, tenants, SqsQueue(settings.queue_url))
-
-
-def json_response(status: int, body: dict[str, Any]) -> Response:
-    return Response(status_code=status, content_type="application/json", body=json.dumps(body))
-
-
-def raw_body() -> bytes:
-    event = app.current_event
-    body = event.body or ""
-    if event.is_base64_encoded:
-        try:
-            return base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError):
-            raise MalformedRequest("body is not valid base64") from None
-    return body.encode("utf-8", "surrogateescape")
+    # The identity loop is on when the deployment has an identity table (and, per tenant, a destination key).
+    identity = None
+    if settings.identity_table_name:
+        identity = TableIdentityResolver(DynamoDBIdentityStore(settings.identity_table_name))
+    return Ingestor(settings, tenants, SqsQueue(settings.queue_url), reviewer=ConformanceReviewer(), identity=identity)
 
 
 def to_webhook_request(source: str, tenant: str) -> WebhookRequest:
@@ -57,20 +48,44 @@ def to_webhook_request(source: str, tenant: str) -> WebhookRequest:
     ctx = event.request_context
     host = headers.get("host") or ctx.domain_name or "localhost"
     url = f"https://{host}{ctx.path or event.path}"
-    return WebhookRequest(source=source, tenant=tenant, method=event.http_method, body=raw_body(),
+    return WebhookRequest(source=source, tenant=tenant, method=event.http_method, body=raw_body(event),
                           headers=headers, query=query, url=url)
 
 
 @app.post(WEBHOOK_ROUTE)
 def receive_webhook(source: str, tenant: str) -> Response:
-    result = get_ingestor().handle(to_webhook_request(source, tenant))
+    try:
+        result = get_ingestor().handle(to_webhook_request(source, tenant))
+    except NothingAccepted as error:
+        count_conformance(error.extra.get("conformance", []), source, tenant)
+        metrics.add_metric(name="IdentityMissed", unit=MetricUnit.Count, value=error.extra.get("unresolvedUserIds", 0))
+        rejected = len(error.extra.get("rejected", []))
+        metrics.add_metric(name="MessagesReceived", unit=MetricUnit.Count, value=rejected)
+        metrics.add_metric(name="MessagesRejected", unit=MetricUnit.Count, value=rejected)
+        raise
+    count_conformance(result.conformance, source, tenant)
+    received = len(result.accepted) + len(result.rejected) + len(result.skipped)
+    metrics.add_metric(name="MessagesReceived", unit=MetricUnit.Count, value=received)
     metrics.add_metric(name="MessagesAccepted", unit=MetricUnit.Count, value=len(result.accepted))
     metrics.add_metric(name="MessagesRejected", unit=MetricUnit.Count, value=len(result.rejected))
     metrics.add_metric(name="MessagesSkipped", unit=MetricUnit.Count, value=len(result.skipped))
+    metrics.add_metric(name="IdentityResolved", unit=MetricUnit.Count, value=result.resolved)
+    metrics.add_metric(name="IdentityMissed", unit=MetricUnit.Count, value=result.unresolved)
     logger.info("webhook accepted", extra={"source": source, "tenant": tenant, "accepted": len(result.accepted),
                                            "rejected": len(result.rejected), "skipped": len(result.skipped),
                                            "sqs_calls": result.sqs_calls})
     return json_response(202, result.body())
+
+
+def count_conformance(decisions: list[dict[str, Any]], source: str, tenant: str) -> None:
+    """ConformanceFixed/Warned/Rejected count findings by what was done; the log line names the codes."""
+    outcomes = Counter(d["action"] for d in decisions)
+    for outcome in OUTCOMES:
+        metrics.add_metric(name=f"Conformance{outcome.capitalize()}", unit=MetricUnit.Count, value=outcomes[outcome])
+    if decisions:
+        level = logger.warning if outcomes["warned"] or outcomes["rejected"] else logger.info
+        level("spec conformance findings", extra={"source": source, "tenant": tenant, "findings": dict(
+            Counter(f"{d['code']}:{d['action']}" for d in decisions))})
 
 
 @app.route(WEBHOOK_ROUTE, method="HEAD")

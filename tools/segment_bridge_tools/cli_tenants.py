@@ -45,10 +45,12 @@ def tenants() -> None:
 @click.option("--source", "source_settings", multiple=True, metavar="NAME=JSON",
               help='Per-source settings, e.g. spec=\'{"signing_secret": "..."}\'. Repeatable.')
 @click.option("--missing-user-id", type=click.Choice(["reject", "anonymous"]), help="Policy for events without userId.")
+@click.option("--destination-api-key", envvar="SEGMENT_DESTINATION_API_KEY",
+              help="Key Segment sends to POST /v1/segment/{tenant} (identity loop); at least 16 characters.")
 @click.option("--from-file", type=click.File("r"), help="Whole tenant document as JSON ('-' for stdin).")
 @prefix_option
 def put(tenant: str, write_key: str | None, region: str | None, source_settings: tuple[str, ...],
-        missing_user_id: str | None, from_file: Any, prefix: str) -> None:
+        missing_user_id: str | None, destination_api_key: str | None, from_file: Any, prefix: str) -> None:
     """Create or update TENANT. Options given replace those fields; others are kept."""
     client = _client()
     name = secret_name(prefix, tenant)
@@ -66,6 +68,8 @@ def put(tenant: str, write_key: str | None, region: str | None, source_settings:
         document["region"] = region
     if missing_user_id:
         document.setdefault("identity", {})["missing_user_id"] = missing_user_id
+    if destination_api_key:
+        document["destination"] = {"api_key": destination_api_key}
     for item in source_settings:
         source, sep, raw = item.partition("=")
         if not sep:

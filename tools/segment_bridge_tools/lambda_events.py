@@ -24,17 +24,27 @@ def api_gateway_event(
     domain: str = "localhost",
     source_ip: str = "127.0.0.1",
     path_parameters: Mapping[str, str] | None = None,
-    resource: str = "/v1/webhooks/{source}/{tenant}",
+    resource: str | None = None,
 ) -> dict[str, Any]:
-    """A REST API (payload v1) proxy event. Bodies are base64, as with BinaryMediaTypes '*/*'."""
+    """A REST API (payload v1) proxy event. Bodies are base64, as with BinaryMediaTypes '*/*'.
+
+    The resource and path parameters are inferred from the path for the API's two routes.
+    """
     header_map = dict(headers or {})
     multi_headers: dict[str, list[str]] = {}
     for name, value in header_map.items():
         multi_headers.setdefault(name, []).append(value)
     pairs = parse_qsl(query, keep_blank_values=True)
+    parts = path.strip("/").split("/")
+    if len(parts) == 3 and parts[:2] == ["v1", "segment"]:
+        inferred_resource, inferred = "/v1/segment/{tenant}", {"tenant": parts[2]}
+    elif len(parts) == 4 and parts[:2] == ["v1", "webhooks"]:
+        inferred_resource, inferred = "/v1/webhooks/{source}/{tenant}", {"source": parts[2], "tenant": parts[3]}
+    else:
+        inferred_resource, inferred = "/v1/webhooks/{source}/{tenant}", {}
+    resource = resource or inferred_resource
     if path_parameters is None:
-        parts = path.strip("/").split("/")
-        path_parameters = {"source": parts[2], "tenant": parts[3]} if len(parts) == 4 and parts[:2] == ["v1", "webhooks"] else {}
+        path_parameters = inferred
     return {
         "resource": resource,
         "path": path,

@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from pathlib import Path
 from urllib.parse import urlsplit
+from urllib.request import Request, urlopen
 
 from .lambda_events import LocalLambdaContext, api_gateway_event, sqs_event
 from .sink import Responder, SegmentSink
@@ -31,7 +32,9 @@ from .sink import Responder, SegmentSink
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The Lambda handlers are deployed from functions/<name>/; import them from there, as Lambda does.
-HANDLER_DIRS = [ROOT / "functions" / "ingest", ROOT / "functions" / "forward"]
+HANDLER_DIRS = [ROOT / "functions" / "ingest", ROOT / "functions" / "forward", ROOT / "functions" / "destination"]
+#: The identity loop's table, and the key Segment would send the demo tenant's destination endpoint.
+IDENTITY_TABLE = "segment-bridge-identity"
 
 
 def free_port() -> int:
@@ -49,6 +52,8 @@ class StackConfig:
     #: Extra per-source settings for the demo tenant (other tools' keys).
     source_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     identity_policy: str = "reject"
+    #: Key of the tenant's Segment destination endpoint (POST /v1/segment/{tenant}, Basic auth).
+    destination_api_key: str = "demo-destination-api-key-0123456789"
     ingest_port: int = 0
     #: Send to Segment's real regional endpoints instead of the local sink.
     real_segment: bool = False
@@ -57,6 +62,8 @@ class StackConfig:
     visibility_timeout_seconds: int = 2
     max_receive_count: int = 5
     segment_timeout_seconds: float = 10.0
+    #: The forwarder's Lambda timeout (the template's is 60 s); keep it under the visibility timeout.
+    forwarder_timeout_seconds: float = 60.0
     partner_requests_per_second: float = 50.0
     forwarder_concurrency: int = 1
     sink_responder: Responder | None = None
@@ -85,6 +92,9 @@ class LocalStack:
         moto_port = free_port()
         self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
         self.moto.start()
+        # The in-process moto server shares its backends with every earlier stack (and mock) of this
+        # process, so queues and tables of a previous stack would still exist: start from nothing.
+        urlopen(Request(f"http://127.0.0.1:{moto_port}/moto-api/reset", method="POST"), timeout=10).close()
         if not cfg.real_segment:
             self.sink = SegmentSink(responder=cfg.sink_responder).start()
         env = {
@@ -107,11 +117,15 @@ class LocalStack:
             env["SEGMENT_URL_EU"] = self.sink.batch_url
         self._set_env(env)
         self._create_resources()
-        self._set_env({"QUEUE_URL": self.queue_url, "DEAD_LETTER_QUEUE_URL": self.dlq_url})
+        self._set_env({"QUEUE_URL": self.queue_url, "DEAD_LETTER_QUEUE_URL": self.dlq_url,
+                       "IDENTITY_TABLE_NAME": IDENTITY_TABLE})
         ingest_handler, forward_handler = _fresh_handlers()
-        self.ingest = IngestServer(ingest_handler, port=cfg.ingest_port).start()
+        # Same API, second function: Segment's calls go to the destination handler with its 4 s timeout.
+        destination = (importlib.import_module("destination_handler"), 4.0)
+        self.ingest = IngestServer(ingest_handler, port=cfg.ingest_port, routes={"/v1/segment/": destination}).start()
         self.pollers = [
-            QueuePoller(forward_handler, self.queue_url, cfg.batch_size, cfg.batching_window_seconds).start()
+            QueuePoller(forward_handler, self.queue_url, cfg.batch_size, cfg.batching_window_seconds,
+                        cfg.forwarder_timeout_seconds).start()
             for _ in range(max(cfg.forwarder_concurrency, 1))
         ]
         return self
@@ -159,9 +173,11 @@ class LocalStack:
                 "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(cfg.max_receive_count)}),
             },
         )["QueueUrl"]
+        create_identity_table(boto3.client("dynamodb"), IDENTITY_TABLE)
         sources = {"spec": {"signing_secret": cfg.signing_secret}, **cfg.source_settings}
         self.put_tenant(cfg.tenant, {"write_key": cfg.write_key, "region": cfg.region, "sources": sources,
-                                     "identity": {"missing_user_id": cfg.identity_policy}})
+                                     "identity": {"missing_user_id": cfg.identity_policy},
+                                     "destination": {"api_key": cfg.destination_api_key}})
 
     def put_tenant(self, tenant: str, document: dict[str, Any]) -> None:
         import boto3
@@ -181,6 +197,10 @@ class LocalStack:
 
     def webhook_url(self, source: str, tenant: str | None = None) -> str:
         return f"{self.base_url}/v1/webhooks/{source}/{tenant or self.config.tenant}"
+
+    def destination_url(self, tenant: str | None = None) -> str:
+        """Where Segment would send the tenant's identify/group/delete calls."""
+        return f"{self.base_url}/v1/segment/{tenant or self.config.tenant}"
 
     def queue_depth(self, url: str | None = None) -> int:
         import boto3
@@ -223,19 +243,34 @@ def clear_caches() -> None:
     parameters.clear_caches()
     config.get_settings.cache_clear()
     aws.client.cache_clear()
-    for module_name, getter in (("ingest_handler", "get_ingestor"), ("forward_handler", "get_forwarder")):
+    for module_name, getter in (("ingest_handler", "get_ingestor"), ("forward_handler", "get_forwarder"),
+                                ("destination_handler", "get_service")):
         module = sys.modules.get(module_name)
         if module is not None:
             getattr(module, getter).cache_clear()
 
 
-class IngestServer:
-    """API Gateway stand-in: HTTP in, REST proxy event to the handler, its response back out."""
+def create_identity_table(dynamodb: Any, name: str) -> None:
+    """The template's IdentityTable, as far as moto emulates it (key, on-demand, TTL attribute)."""
+    dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                          KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
+    dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"})
 
-    def __init__(self, handler_module: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+
+class IngestServer:
+    """API Gateway stand-in: HTTP in, REST proxy event to the handler, its response back out.
+
+    `routes` maps a path prefix to another function's (handler module, timeout), as the template
+    puts /v1/segment/{tenant} on the destination function; everything else goes to ingest.
+    """
+
+    def __init__(self, handler_module: Any, host: str = "127.0.0.1", port: int = 0,
+                 routes: dict[str, tuple[Any, float]] | None = None) -> None:
         self.handler_module = handler_module
+        self.routes = {**(routes or {}), "/": (handler_module, 20.0)}
         # One Lambda instance handles one request at a time; the resolver keeps per-request state.
-        self._invoke_lock = threading.Lock()
+        self._invoke_locks = {prefix: threading.Lock() for prefix in self.routes}
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -252,8 +287,10 @@ class IngestServer:
                     self.command, parts.path, body, headers=dict(self.headers.items()), query=parts.query,
                     domain=self.headers.get("Host", "localhost"), source_ip=self.client_address[0],
                 )
-                with server._invoke_lock:
-                    response = server.handler_module.lambda_handler(event, LocalLambdaContext(timeout_seconds=20))
+                prefix = next(prefix for prefix in server.routes if parts.path.startswith(prefix))
+                module, timeout = server.routes[prefix]
+                with server._invoke_locks[prefix]:
+                    response = module.lambda_handler(event, LocalLambdaContext(timeout_seconds=timeout))
                 payload = response.get("body") or ""
                 data = base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode()
                 self.send_response(response["statusCode"])
@@ -289,13 +326,15 @@ class IngestServer:
 class QueuePoller:
     """Event source mapping stand-in: batch, invoke, delete successes, leave failures to SQS."""
 
-    def __init__(self, handler_module: Any, queue_url: str, batch_size: int, window_seconds: float) -> None:
+    def __init__(self, handler_module: Any, queue_url: str, batch_size: int, window_seconds: float,
+                 timeout_seconds: float = 60.0) -> None:
         import boto3
 
         self.handler_module = handler_module
         self.queue_url = queue_url
         self.batch_size = batch_size
         self.window_seconds = window_seconds
+        self.timeout_seconds = timeout_seconds
         self.sqs = boto3.client("sqs")
         self.invocations = 0
         self.busy = False
@@ -346,7 +385,7 @@ class QueuePoller:
         event = sqs_event(messages)
         self.invocations += 1
         try:
-            response = self.handler_module.lambda_handler(event, LocalLambdaContext(timeout_seconds=60))
+            response = self.handler_module.lambda_handler(event, LocalLambdaContext(timeout_seconds=self.timeout_seconds))
             failed = {f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])}
         except Exception:
             failed = {m["MessageId"] for m in messages}  # whole batch failed: everything comes back

@@ -38,7 +38,7 @@ class Settings(BaseModel):
     identity_table_name: str = Field("", alias="IDENTITY_TABLE_NAME")
     #: How long an identify keeps an email/phone/anonymousId -> userId link alive without a refresh.
     identity_ttl_days: int = Field(400, alias="IDENTITY_TTL_DAYS", ge=1, le=3650)
-    #: Most Segment messages one destination request may carry; above it Segment sees a 400 that
+    #: Most Segment messages one destination request may carry; above it Segment sees a 413 that
     #: says to lower the batch size (everything must be applied within Segment's 5 s timeout).
     destination_max_batch: int = Field(1000, alias="DESTINATION_MAX_BATCH", ge=1, le=4000)
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Literal, Mapping, Protocol, Sequence
+from typing import Any, Literal, Mapping, Protocol, Sequence
 
 from .sources.base import MappedEvent
 from .tenants import TenantConfig
@@ -137,7 +137,7 @@ class Resolution:
     missed: int = 0
 
 
-def needs_user_id(message: Mapping[str, object]) -> bool:
+def needs_user_id(message: Mapping[str, Any]) -> bool:
     user_id = message.get("userId")
     return user_id is None or (isinstance(user_id, str) and not user_id.strip())
 
@@ -158,11 +158,11 @@ def candidate_keys(tenant: str, event: MappedEvent) -> list[str]:
     return keys
 
 
-def apply_match(message: dict[str, object], match: IdentityMatch) -> None:
+def apply_match(message: dict[str, Any], match: IdentityMatch) -> None:
     """Give the message the customer's userId, and `context.groupId` when the user has a group."""
     message["userId"] = match.user_id
     if match.group_id:
-        context = dict(message.get("context") or {})  # type: ignore[call-overload]
+        context = dict(message.get("context") or {})
         context.setdefault("groupId", match.group_id)
         message["context"] = context
 
@@ -175,7 +175,7 @@ class TableIdentityResolver:
     """
 
     def __init__(self, lookup: IdentityLookup) -> None:
-        self._lookup = lookup
+        self.store = lookup
 
     def resolve(self, tenant_id: str, tenant: TenantConfig, events: list[MappedEvent]) -> Resolution:
         if tenant.destination is None:
@@ -184,7 +184,7 @@ class TableIdentityResolver:
         wanted = [(event, keys) for event, keys in wanted if keys]
         if not wanted:
             return Resolution()
-        found = self._lookup.lookup(list(dict.fromkeys(key for _, keys in wanted for key in keys)))
+        found = self.store.lookup(list(dict.fromkeys(key for _, keys in wanted for key in keys)))
         resolution = Resolution()
         for event, keys in wanted:
             match = next((found[key] for key in keys if key in found), None)

@@ -142,17 +142,14 @@ class DynamoDBIdentityStore:
         try:
             user = self._update(owner, "SET #groupId = :g, #groupAt = :at, #groupMid = :mid, #expiresAt = :exp",
                                 f"{NOT_DELETED_SINCE} AND {newer_group}", values, returns="ALL_NEW")
-            outcome = WriteOutcome(written=1)
         except ConditionFailed:
             # A duplicate, an older group call, or a user deleted since. A duplicate may be the retry
             # of a request that failed while copying: copying again is harmless, skipping it is not.
             user = self._get(owner)
-            if (_number(user, "groupAt"), user.get("groupMid", {}).get("S")) != (stamp.at_ms, stamp.message_id):
-                return WriteOutcome(stale=1)
-            outcome = WriteOutcome(stale=1)
-        for key in user.get("lookupKeys", {}).get("SS", []):
-            outcome.written += self._copy_group(key, user_id, group_id, stamp.at_ms)
-        return outcome
+            if (_number(user, "groupAt"), user.get("groupMid", {}).get("S")) == (stamp.at_ms, stamp.message_id):
+                self._copy_group_to_links(user, user_id, group_id, stamp.at_ms)
+            return WriteOutcome(stale=1)
+        return WriteOutcome(written=1 + self._copy_group_to_links(user, user_id, group_id, stamp.at_ms))
 
     def forget(self, tenant: str, user_id: str, stamp: Stamp, tombstone_expires_at: int) -> WriteOutcome:
         """delete (Segment's user deletion, the GDPR path): remove every link and the group of `user_id`.
@@ -162,9 +159,10 @@ class DynamoDBIdentityStore:
         """
         owner = user_key(tenant, user_id)
         try:
-            user = self._update(owner, "SET #deletedAt = :at REMOVE #groupId, #groupAt, #groupMid",
+            user = self._update(owner, "SET #deletedAt = :at, #expiresAt = if_not_exists(#expiresAt, :exp) "
+                                "REMOVE #groupId, #groupAt, #groupMid",
                                 "attribute_not_exists(#deletedAt) OR #deletedAt <= :at",
-                                {":at": _n(stamp.at_ms)}, returns="ALL_NEW")
+                                {":at": _n(stamp.at_ms), ":exp": _n(tombstone_expires_at)}, returns="ALL_NEW")
         except ConditionFailed:
             return WriteOutcome(stale=1)  # a later deletion already ran
         outcome = WriteOutcome(written=1)
@@ -188,6 +186,9 @@ class DynamoDBIdentityStore:
         return outcome
 
     # -- small helpers --------------------------------------------------------------------------
+    def _copy_group_to_links(self, user: Mapping[str, Any], user_id: str, group_id: str, group_at: int) -> int:
+        return sum(self._copy_group(key, user_id, group_id, group_at) for key in user.get("lookupKeys", {}).get("SS", []))
+
     def _copy_group(self, key: str, user_id: str, group_id: str, group_at: int) -> int:
         try:
             self._update(key, "SET #groupId = :g, #groupAt = :gat",

@@ -17,18 +17,16 @@ from .errors import (
     MalformedRequest,
     NothingAccepted,
     PayloadTooLarge,
-    ServiceUnavailable,
-    TenantConfigError,
-    Unauthorized,
     UnknownSource,
     UnsupportedMediaType,
 )
+from .identity import Resolution
+from .limits import MAX_EVENTS_PER_REQUEST
 from .normalize import Integration, NormalizedMessage, normalize
-from .observability import logger
 from .queue_format import pack_queue_bodies
 from .review import Review
 from .sources import MappedEvent, Rejected, Skipped, Source, SourceSettings, VerifyContext, WebhookRequest, get_source
-from .tenants import TenantConfig, TenantDirectory, UnknownTenant, is_valid_tenant_id
+from .tenants import TenantConfig, TenantDirectory, is_valid_tenant_id, load_tenant
 
 
 class MessageReviewer(Protocol):
@@ -42,9 +40,9 @@ class MessageReviewer(Protocol):
 
 
 class IdentityResolver(Protocol):
-    """Hook for the identity loop: fills in userIds from the tenant's identity table, in one batch."""
+    """Hook for the identity loop (`identity.TableIdentityResolver`): fills in missing userIds in one batch."""
 
-    def resolve(self, tenant_id: str, events: list[MappedEvent]) -> int: ...
+    def resolve(self, tenant_id: str, tenant: TenantConfig, events: list[MappedEvent]) -> Resolution: ...
 
 
 @dataclass
@@ -52,22 +50,23 @@ class IngestResult:
     accepted: list[str] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
-    notes: list[dict[str, Any]] = field(default_factory=list)
     #: Conformance decisions: {"index", "code", "severity", "action", "path", "message", "fix"}.
     conformance: list[dict[str, Any]] = field(default_factory=list)
     resolved: int = 0
+    #: Events without a userId whose recipient the identity table did not know (the policy applied).
+    unresolved: int = 0
     sqs_calls: int = 0
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"accepted": len(self.accepted), "messageIds": self.accepted, "rejected": self.rejected}
         if self.skipped:
             body["skipped"] = self.skipped
-        if self.notes:
-            body["notes"] = self.notes
         if self.conformance:
             body["conformance"] = self.conformance
         if self.resolved:
             body["resolvedUserIds"] = self.resolved
+        if self.unresolved:
+            body["unresolvedUserIds"] = self.unresolved
         return body
 
 
@@ -105,16 +104,11 @@ class Ingestor:
         if request.media_type not in source.media_types:
             expected = " or ".join(sorted(source.media_types))
             raise UnsupportedMediaType(f"Content-Type must be {expected} for source {source.name!r}")
-        try:
-            tenant = self.tenants.get(request.tenant)
-        except UnknownTenant:
-            raise Unauthorized() from None
-        except TenantConfigError as exc:
-            logger.error("tenant configuration invalid", extra={"tenant": request.tenant, "error": str(exc)})
-            raise ServiceUnavailable("this tenant is misconfigured on our side; retry later") from None
-        except Exception as exc:  # Secrets Manager unreachable, throttled...
-            logger.warning("tenant lookup failed", extra={"tenant": request.tenant, "error": type(exc).__name__})
-            raise ServiceUnavailable("tenant configuration is temporarily unavailable; retry later") from None
+        if (request.header("content-encoding") or "identity").strip().lower() != "identity":
+            # Signatures cover the bytes as sent, and no tool compresses its webhooks: refuse
+            # instead of failing later with an unreadable body (and never inflate a zip bomb).
+            raise UnsupportedMediaType("Content-Encoding is not supported; send the body uncompressed")
+        tenant = load_tenant(self.tenants, request.tenant)
         settings = source.settings_for(tenant)
         source.verify(request, settings, VerifyContext(self.settings.signature_tolerance_seconds, self.clock))
         return tenant, settings
@@ -128,7 +122,10 @@ class Ingestor:
         )
         if not normalized:
             if result.rejected:
-                raise NothingAccepted("no event in the request was accepted", rejected=result.rejected)
+                conformance = {"conformance": result.conformance} if result.conformance else {}
+                identity = {"unresolvedUserIds": result.unresolved} if result.unresolved else {}
+                raise NothingAccepted("no event in the request was accepted", rejected=result.rejected, **conformance,
+                                      **identity)
             return result  # only skipped events: a success for the tool, nothing to send
 
         bodies = pack_queue_bodies(request.tenant, source.name, [(m.json, m.size) for m in normalized])
@@ -153,7 +150,10 @@ def map_and_normalize(
     """
     result = IngestResult()
     mapped: list[tuple[int, MappedEvent]] = []
-    for index, event in enumerate(source.parse(request)):
+    events = source.parse(request)
+    if len(events) > MAX_EVENTS_PER_REQUEST:  # bounds the per-request work (and the response) up front
+        raise PayloadTooLarge(f"{len(events)} events in one request; send at most {MAX_EVENTS_PER_REQUEST}")
+    for index, event in enumerate(events):
         try:
             outcome = source.map_event(event, settings)
         except Rejected as exc:
@@ -165,7 +165,8 @@ def map_and_normalize(
             mapped.append((index, outcome))
 
     if identity is not None and mapped:
-        result.resolved = identity.resolve(request.tenant, [event for _, event in mapped])
+        resolution = identity.resolve(request.tenant, tenant, [event for _, event in mapped])
+        result.resolved, result.unresolved = resolution.resolved, resolution.missed
 
     normalized: list[NormalizedMessage] = []
     for index, event in mapped:

@@ -43,3 +43,18 @@ SEGMENT_DESTINATION_TIMEOUT_SECONDS = 5
 # --- Amazon DynamoDB -----------------------------------------------------------------------
 #: Keys one BatchGetItem call may ask for.
 DYNAMODB_BATCH_GET_MAX_KEYS = 100
+
+# --- Our own caps on untrusted input (docs/security.md) ------------------------------------
+#: Deepest nesting of arrays/objects accepted in a JSON body. Spec messages need a handful of
+#: levels; the cap keeps Python's recursive parser and encoders (json, pydantic) far from their
+#: recursion limits, so a hostile `[[[[...` is a 400, never a RecursionError.
+MAX_JSON_DEPTH = 64
+#: Most events one webhook request may carry (413 above). SendGrid posts ~768 KB batches (a few
+#: thousand events), Mandrill at most 1,000; the cap bounds per-request work inside the Lambda timeout.
+MAX_EVENTS_PER_REQUEST = 10_000
+#: Largest JSON response body we build. Per-event reports (rejected, skipped, conformance) are
+#: trimmed to fit, with a count of what was left out: Lambda refuses responses over 6 MB, which
+#: API Gateway would turn into a 502.
+MAX_RESPONSE_BYTES = 512 * 1024
+#: Longest text of one report entry in a response (reasons can quote the sender's own input).
+MAX_REPORT_TEXT_CHARS = 500

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import time
+from collections import OrderedDict
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
@@ -105,6 +107,10 @@ def parse_tenant_secret(tenant: str, raw: Any) -> TenantConfig:
 
 
 def secret_name(prefix: str, tenant: str) -> str:
+    # Callers validate first (a bad id is their 400/401); this is the last line, so no caller can
+    # ever build a name outside `{prefix}/tenants/` from a hostile id, even one that forgot to.
+    if not is_valid_tenant_id(tenant):
+        raise ValueError("invalid tenant id")
     return f"{prefix}/tenants/{tenant}"
 
 
@@ -123,7 +129,15 @@ class SecretsManagerTenants:
 
     A rotated writeKey or moved region is picked up when the cache entry expires (`max_age`,
     default 300 s, like Powertools' own default).
+
+    Unknown tenants are cached too, for the same `max_age` (at most `MAX_UNKNOWN_CACHED` of them):
+    otherwise a known tenant answers from the cache in microseconds while an unknown one costs a
+    Secrets Manager round trip every time, and the difference tells a prober which tenants exist
+    (and every probe would cost an API call). A tenant created after being probed is therefore
+    seen up to `max_age` later by an instance that saw the probe.
     """
+
+    MAX_UNKNOWN_CACHED = 4096
 
     def __init__(self, prefix: str, max_age: int = 300, client: Any = None) -> None:
         from aws_lambda_powertools.utilities.parameters import SecretsProvider
@@ -132,24 +146,58 @@ class SecretsManagerTenants:
         self._max_age = max_age
         self._provider = SecretsProvider(boto3_client=client) if client is not None else SecretsProvider()
         self._parsed: dict[str, tuple[str, TenantConfig]] = {}
+        self._unknown: OrderedDict[str, float] = OrderedDict()  # tenant -> monotonic time it may be asked again
 
     def get(self, tenant: str) -> TenantConfig:
         from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
         if not is_valid_tenant_id(tenant):
             raise UnknownTenant(tenant)
+        now = time.monotonic()
+        if self._unknown.get(tenant, 0.0) > now:
+            raise UnknownTenant(tenant)
         try:
             raw = self._provider.get(secret_name(self._prefix, tenant), max_age=self._max_age)
         except GetParameterError as exc:
             if "ResourceNotFoundException" in str(exc):
+                self._remember_unknown(tenant, now)
                 raise UnknownTenant(tenant) from None
             raise
+        self._unknown.pop(tenant, None)
         cached = self._parsed.get(tenant)
         if cached and cached[0] is raw:  # same cached string object: skip re-validation
             return cached[1]
         config = parse_tenant_secret(tenant, raw)
         self._parsed[tenant] = (raw, config)
         return config
+
+    def _remember_unknown(self, tenant: str, now: float) -> None:
+        if self._max_age <= 0:
+            return
+        self._unknown[tenant] = now + self._max_age
+        self._unknown.move_to_end(tenant)
+        while len(self._unknown) > self.MAX_UNKNOWN_CACHED:
+            self._unknown.popitem(last=False)
+
+
+def load_tenant(directory: TenantDirectory, tenant: str, *, unauthorized_message: str | None = None) -> TenantConfig:
+    """A request's tenant: unknown is a 401 (the caller's own error text), unusable or unreachable a 503.
+
+    Shared by every endpoint, so none can tell an unknown tenant apart from a bad credential.
+    """
+    from .errors import ServiceUnavailable, Unauthorized
+    from .observability import logger
+
+    try:
+        return directory.get(tenant)
+    except UnknownTenant:
+        raise (Unauthorized(unauthorized_message) if unauthorized_message else Unauthorized()) from None
+    except TenantConfigError as exc:
+        logger.error("tenant configuration invalid", extra={"tenant": tenant, "error": str(exc)})
+        raise ServiceUnavailable("this tenant is misconfigured on our side; retry later") from None
+    except Exception as exc:  # Secrets Manager unreachable, throttled...
+        logger.warning("tenant lookup failed", extra={"tenant": tenant, "error": type(exc).__name__})
+        raise ServiceUnavailable("tenant configuration is temporarily unavailable; retry later") from None
 
 
 class StaticTenants:

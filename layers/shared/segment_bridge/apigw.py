@@ -1,0 +1,74 @@
+"""What every API Gateway handler of ours needs from a REST proxy event, and its JSON answers."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+
+from .errors import MalformedRequest
+from .limits import MAX_REPORT_TEXT_CHARS, MAX_RESPONSE_BYTES
+
+
+def json_response(status: int, body: dict[str, Any]) -> Response:
+    return Response(status_code=status, content_type="application/json", body=encode_bounded(body))
+
+
+def encode_bounded(body: dict[str, Any], max_bytes: int = MAX_RESPONSE_BYTES) -> str:
+    """`json.dumps(body)`, unless that exceeds `max_bytes`: then the lists are trimmed to fit.
+
+    Per-event reports quote the sender's input (event names, keys), so a hostile request could
+    otherwise make a response larger than Lambda's 6 MB payload limit, which API Gateway turns
+    into a 502. A trimmed body says so: `"truncated": true` and `"omitted": {list: count}`.
+    Lists keep their order and are filled in the body's key order (messageIds first).
+    """
+    text = json.dumps(body)
+    if len(text) <= max_bytes:
+        return text
+    lists = [key for key, value in body.items() if isinstance(value, list)]
+    out: dict[str, Any] = {key: _clip(value) for key, value in body.items() if key not in lists}
+    out["truncated"] = True
+    omitted = {key: len(body[key]) for key in lists}
+    out["omitted"] = omitted  # full counts while sizing: the final counts are never longer
+    used = len(json.dumps(out)) + sum(len(json.dumps(key)) + 4 for key in lists)
+    for key in lists:
+        kept: list[Any] = []
+        for item in body[key]:
+            item = _clip(item)
+            size = len(json.dumps(item)) + 2
+            if used + size > max_bytes:
+                break
+            kept.append(item)
+            used += size
+        out[key] = kept
+        omitted[key] = len(body[key]) - len(kept)
+    out["omitted"] = {key: count for key, count in omitted.items() if count}
+    return json.dumps(out)
+
+
+def _clip(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > MAX_REPORT_TEXT_CHARS:
+        return value[: MAX_REPORT_TEXT_CHARS - 1] + "\u2026"
+    if isinstance(value, dict):
+        return {key: _clip(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_clip(item) for item in value]
+    return value
+
+
+def raw_body(event: APIGatewayProxyEvent) -> bytes:
+    """The body byte for byte: with BinaryMediaTypes '*/*' API Gateway hands every body over as base64."""
+    body = event.body or ""
+    if event.is_base64_encoded:
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise MalformedRequest("body is not valid base64") from None
+    try:
+        return body.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate API Gateway never produces: not text at all
+        raise MalformedRequest("body is not valid UTF-8 text") from None
