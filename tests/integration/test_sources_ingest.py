@@ -183,3 +183,24 @@ def test_committed_events_carry_each_tools_sample(aws: dict[str, str], source: s
 
 def test_events_readme_explains_stale_signatures() -> None:
     assert "stale" in (Path(EVENTS_DIR) / "README.md").read_text()
+
+
+def test_mailgun_tokens_are_claimed_in_the_shared_table_across_instances(
+        tenant: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+
+    from segment_bridge_tools.local_stack import REPLAY_TABLE, create_replay_table
+    from tests.conftest import reset_caches
+
+    create_replay_table(boto3.client("dynamodb"), REPLAY_TABLE)
+    monkeypatch.setenv("REPLAY_TABLE_NAME", REPLAY_TABLE)
+    reset_caches()
+    headers, body = signed("mailgun")
+    assert post("mailgun", headers, body)[0] == 202
+    claimed = boto3.client("dynamodb").scan(TableName=REPLAY_TABLE)["Items"]
+    assert len(claimed) == 1 and int(claimed[0]["expires_at"]["N"]) > time.time()
+    reset_caches()  # another instance: nothing in memory, only the table remembers the token
+    forged = json.loads(body)
+    forged["event-data"]["recipient"] = "someone-else@example.com"
+    status, response = post("mailgun", headers, json.dumps(forged).encode())
+    assert status == 401 and "already used" in response["message"]

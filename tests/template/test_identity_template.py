@@ -33,8 +33,10 @@ def test_the_table_is_encrypted_expiring_and_backed_up_briefly(template: dict[st
 
 
 def test_ingest_may_only_batch_read_the_table(template: dict[str, Any]) -> None:
-    [statement] = dynamodb_statements(template, "IngestRole")
-    assert _actions(statement) == ["dynamodb:BatchGetItem"] and statement["Resource"] == TABLE_ARN
+    identity, replay = dynamodb_statements(template, "IngestRole")
+    assert _actions(identity) == ["dynamodb:BatchGetItem"] and identity["Resource"] == TABLE_ARN
+    # ...and claim single-use signature tokens in its own table, nothing more.
+    assert _actions(replay) == ["dynamodb:PutItem"] and replay["Resource"] == {"Fn::GetAtt": ["ReplayTable", "Arn"]}
 
 
 def test_the_destination_may_write_the_table_and_nothing_else_of_ours(template: dict[str, Any]) -> None:

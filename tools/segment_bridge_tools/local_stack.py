@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HANDLER_DIRS = [ROOT / "functions" / "ingest", ROOT / "functions" / "forward", ROOT / "functions" / "destination"]
 #: The identity loop's table, and the key Segment would send the demo tenant's destination endpoint.
 IDENTITY_TABLE = "segment-bridge-identity"
+REPLAY_TABLE = "segment-bridge-replay"
 
 
 def free_port() -> int:
@@ -118,7 +119,8 @@ class LocalStack:
         self._set_env(env)
         self._create_resources()
         self._set_env({"QUEUE_URL": self.queue_url, "DEAD_LETTER_QUEUE_URL": self.dlq_url,
-                       "IDENTITY_TABLE_NAME": IDENTITY_TABLE})
+                       "IDENTITY_TABLE_NAME": IDENTITY_TABLE,
+                       "REPLAY_TABLE_NAME": REPLAY_TABLE})
         ingest_handler, forward_handler = _fresh_handlers()
         # Same API, second function: Segment's calls go to the destination handler with its 4 s timeout.
         destination = (importlib.import_module("destination_handler"), 4.0)
@@ -174,6 +176,7 @@ class LocalStack:
             },
         )["QueueUrl"]
         create_identity_table(boto3.client("dynamodb"), IDENTITY_TABLE)
+        create_replay_table(boto3.client("dynamodb"), REPLAY_TABLE)
         sources = {"spec": {"signing_secret": cfg.signing_secret}, **cfg.source_settings}
         self.put_tenant(cfg.tenant, {"write_key": cfg.write_key, "region": cfg.region, "sources": sources,
                                      "identity": {"missing_user_id": cfg.identity_policy},
@@ -256,6 +259,14 @@ def create_identity_table(dynamodb: Any, name: str) -> None:
                           AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
                           KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
     dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"})
+
+
+def create_replay_table(dynamodb: Any, name: str) -> None:
+    """The template's ReplayTable (key `key`, TTL on `expires_at`)."""
+    dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                          AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}],
+                          KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}])
+    dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
 
 
 class IngestServer:

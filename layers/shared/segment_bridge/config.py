@@ -36,6 +36,9 @@ class Settings(BaseModel):
     forwarder_max_concurrency: int = Field(2, alias="FORWARDER_MAX_CONCURRENCY", ge=1)
     #: The identity loop's DynamoDB table (empty: the loop is off in this deployment).
     identity_table_name: str = Field("", alias="IDENTITY_TABLE_NAME")
+    #: Table shared by all ingest instances for single-use signature tokens (Mailgun). Empty: an
+    #: in-memory guard per instance, which only catches replays that reach the same instance.
+    replay_table_name: str = Field("", alias="REPLAY_TABLE_NAME")
     #: How long an identify keeps an email/phone/anonymousId -> userId link alive without a refresh.
     identity_ttl_days: int = Field(400, alias="IDENTITY_TTL_DAYS", ge=1, le=3650)
     #: Most Segment messages one destination request may carry; above it Segment sees a 413 that

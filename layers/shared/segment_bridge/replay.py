@@ -82,3 +82,17 @@ class DynamoDbReplayGuard:
         except BotoCoreError:
             raise ServiceUnavailable("replay protection is temporarily unavailable; retry later") from None
         return True
+
+
+_PER_INSTANCE = InMemoryReplayGuard()
+
+
+def default_replay_guard() -> ReplayGuard:
+    """The deployment's guard: the shared table when configured (the template does), else in-memory.
+
+    Resolved per call from the cached settings and client, so it follows the environment.
+    """
+    from .config import get_settings
+
+    table = get_settings().replay_table_name
+    return DynamoDbReplayGuard(table) if table else _PER_INSTANCE

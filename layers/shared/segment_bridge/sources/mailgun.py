@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from ..errors import MalformedRequest, Unauthorized
-from ..replay import InMemoryReplayGuard, ReplayGuard
+from ..replay import ReplayGuard, default_replay_guard
 from ..signatures import check_hex_signature, check_timestamp
 from . import email
 from .base import MappedEvent, Rejected, Skipped, Source, SourceSettings, VerifyContext, WebhookRequest, load_json
@@ -59,7 +59,12 @@ class MailgunSource(Source):
     settings_model = MailgunSettings
 
     def __init__(self, replay_guard: ReplayGuard | None = None) -> None:
-        self.replay_guard: ReplayGuard = replay_guard or InMemoryReplayGuard()
+        self._replay_guard = replay_guard
+
+    @property
+    def replay_guard(self) -> ReplayGuard:
+        # The registry is built at import; the deployment's guard is known only from its settings.
+        return default_replay_guard() if self._replay_guard is None else self._replay_guard
 
     def verify(self, request: WebhookRequest, settings: MailgunSettings, ctx: VerifyContext) -> None:  # type: ignore[override]
         try:
