@@ -8,7 +8,7 @@ tool's event types to these names.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 EMAIL_DELIVERED = "Email Delivered"
@@ -43,7 +43,11 @@ class EmailFields:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def properties(self) -> dict[str, Any]:
-        values = asdict(self)
-        extra = values.pop("extra")
-        return {**values, **extra}
+        # Shallow: `asdict` deep-copies every value, which cost a quarter of ingest's CPU on an email
+        # webhook (bench/ingest.py: 4,650 -> 6,200 events/s per core); the values are fresh per event.
+        values = {name: getattr(self, name) for name in _PROPERTY_FIELDS}
+        return {**values, **self.extra}
+
+
+_PROPERTY_FIELDS = tuple(f.name for f in fields(EmailFields) if f.name != "extra")
 
