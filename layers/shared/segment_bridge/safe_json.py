@@ -1,0 +1,62 @@
+"""JSON from untrusted bytes: parse errors and hostile nesting become a 400, never a crash.
+
+Python's `json` parser and encoders recurse once per nesting level, so `[[[[...` a few thousand
+levels deep raises `RecursionError` (a 500 if nothing catches it), and a structure just under the
+parser's limit can still blow up later, when pydantic or `json.dumps` walk it from a deeper stack.
+`nesting_exceeds` measures the depth before parsing, with a few passes of C-level byte operations
+(no Python loop per byte), so the cap costs little even on a body of several MiB.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from itertools import accumulate
+from typing import Any
+
+from .errors import MalformedRequest
+from .limits import MAX_JSON_DEPTH
+
+#: A JSON string literal (escapes included); removed first so brackets inside strings do not count.
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+#: Keep only brackets, and count `{}` like `[]`: depth is the same whatever the container.
+_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
+_SQUARE = bytes.maketrans(b"{}", b"[]")
+_STEPS = bytes.maketrans(b"[]", b"\x01\xff")
+#: Level-removing passes before switching to the running sum (each pass is one scan of the rest).
+_PASSES = 8
+
+
+def nesting_exceeds(data: bytes | str, max_depth: int = MAX_JSON_DEPTH) -> bool:
+    """True if the JSON text nests arrays/objects deeper than `max_depth` levels.
+
+    A few passes delete the innermost (empty) pairs, exactly one level everywhere per pass, which
+    shrinks real payloads to nothing at C speed. What is left (deep, or not JSON at all) has its
+    remaining depth measured as the running sum of +1/-1 per bracket (a C-level `accumulate`).
+    """
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
+    if raw.count(b"[") + raw.count(b"{") <= max_depth:
+        return False
+    brackets = _STRING.sub(b"", raw).translate(_SQUARE, _BRACKETS)
+    for removed in range(1, _PASSES + 1):
+        if removed > max_depth:  # a pair still standing after max_depth passes is nested deeper
+            return b"[]" in brackets
+        shorter = brackets.replace(b"[]", b"")
+        if not shorter or len(shorter) == len(brackets):  # all gone; or unbalanced: the parser will say so
+            return False
+        brackets = shorter
+    # Signed bytes: "[" is +1, "]" is -1; the highest running sum is the depth still left.
+    steps = memoryview(brackets.translate(_STEPS)).cast("b")
+    return max(accumulate(steps)) > max_depth - _PASSES
+
+
+def loads(data: bytes | str, what: str = "body", max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """`json.loads` for request bodies: raises `MalformedRequest` (400) for anything it cannot take."""
+    if nesting_exceeds(data, max_depth):
+        raise MalformedRequest(f"{what} nests arrays or objects deeper than {max_depth} levels")
+    try:
+        return json.loads(data)
+    except RecursionError:  # belt and braces: the depth check above should make this unreachable
+        raise MalformedRequest(f"{what} nests arrays or objects too deeply") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise MalformedRequest(f"{what} is not valid JSON: {exc}") from None
