@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import click
 
+from .cli_conformance import catalog_command, lint_command
+from .cli_dlq import dlq
 from .cli_normalize import normalize_command
 from .cli_tenants import tenants
 
@@ -19,6 +21,9 @@ def main() -> None:
 
 main.add_command(tenants)
 main.add_command(normalize_command)
+main.add_command(lint_command)
+main.add_command(catalog_command)
+main.add_command(dlq)
 
 
 if __name__ == "__main__":  # pragma: no cover

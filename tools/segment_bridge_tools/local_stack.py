@@ -286,6 +286,7 @@ class IngestServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # answer small responses at once, not after a delayed ACK
 
             def log_message(self, *args: Any) -> None:
                 return

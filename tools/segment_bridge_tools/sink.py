@@ -6,6 +6,7 @@ item) and records every request, so tests and the demo can show exactly what Seg
 received. Answers `200 {"success": true}` or `400 {"code", "message"}` like the real API.
 
 Inspection endpoints (local only): `GET /_sink/requests`, `GET /_sink/messages`, `POST /_sink/reset`.
+Fault injection: a `responder` may answer instead (see faults.py), stall, or drop the connection.
 """
 
 from __future__ import annotations
@@ -17,13 +18,31 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any, Callable, Union
 
 from segment_bridge.limits import MAX_BATCH_MESSAGES, MAX_BATCH_REQUEST_BYTES, MAX_MESSAGE_BYTES
 
-#: A hook that may answer instead of the sink (fault injection): gets the parsed request, returns
-#: `(status, headers, body)` to send, or None to let the sink judge it normally.
-Responder = Callable[["ReceivedRequest"], "tuple[int, dict[str, str], dict[str, Any]] | None"]
+#: `(status, headers, body)` of an HTTP answer.
+Answer = tuple[int, dict[str, str], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Close the connection without answering: the client sees a connection error."""
+
+
+@dataclass(frozen=True)
+class Stall:
+    """Answer only after `seconds` (past the client's timeout); `answer` None: the sink's own verdict."""
+
+    seconds: float
+    answer: Answer | None = None
+
+
+Reply = Union[Answer, Drop, Stall]
+#: A hook that may answer instead of the sink (fault injection): gets the parsed request (with the
+#: sink's verdict in `status`), returns a `Reply`, or None to let the sink answer normally.
+Responder = Callable[["ReceivedRequest"], "Reply | None"]
 
 
 @dataclass
@@ -38,6 +57,8 @@ class ReceivedRequest:
     error: str | None = None
     messages: list[dict[str, Any]] = field(default_factory=list)
     sent_at: str | None = None
+    #: "stall" or "drop" when the responder injected one.
+    fault: str | None = None
 
     def summary(self) -> dict[str, Any]:
         data = asdict(self)
@@ -57,10 +78,13 @@ class SegmentSink:
         self.requests: list[ReceivedRequest] = []
         self.responder = responder
         self._lock = threading.Lock()
+        #: When the current thread's request line arrived, before its body was read (rate checks).
+        self._arrival = threading.local()
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # answer small responses at once, not after a delayed ACK
 
             def log_message(self, *args: Any) -> None:  # quiet
                 return
@@ -74,14 +98,25 @@ class SegmentSink:
                     self._send(404, {"code": "not_found", "message": "unknown path"})
 
             def do_POST(self) -> None:
+                sink._arrival.at = time.time()
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 if self.path == "/_sink/reset":
                     sink.reset()
                     self._send(200, {"success": True})
                     return
-                status, headers, body = sink.judge(self.path, dict(self.headers.items()), raw)
-                self._send(status, body, headers)
+                reply = sink.judge(self.path, dict(self.headers.items()), raw)
+                if isinstance(reply, Drop):
+                    self.close_connection = True  # nothing written: the client's read fails
+                    return
+                if isinstance(reply, Stall):
+                    time.sleep(reply.seconds)
+                    reply = reply.answer or (500, {}, {"code": "stalled", "message": "stalled"})
+                status, headers, body = reply
+                try:
+                    self._send(status, body, headers)
+                except OSError:  # the client gave up waiting (stall): nothing to answer
+                    self.close_connection = True
 
             def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
                 payload = json.dumps(body).encode()
@@ -108,7 +143,9 @@ class SegmentSink:
         return f"{self.url}/v1/batch"
 
     def start(self) -> "SegmentSink":
-        self._thread = threading.Thread(target=self.server.serve_forever, name="segment-sink", daemon=True)
+        # A short poll interval makes stop() quick (the default 0.5 s adds up across tests).
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="segment-sink", daemon=True)
         self._thread.start()
         return self
 
@@ -117,12 +154,23 @@ class SegmentSink:
         self.server.server_close()
 
     # -- what Segment would do ------------------------------------------------------------
-    def judge(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, str], dict[str, Any]]:
+    def judge(self, path: str, headers: dict[str, str], raw: bytes) -> Reply:
         lower = {k.lower(): v for k, v in headers.items()}
-        request = ReceivedRequest(time.time(), path, _write_key(lower.get("authorization")), len(raw), 0, 0)
+        arrived = self._arrival.__dict__.pop("at", None) or time.time()
+        request = ReceivedRequest(arrived, path, _write_key(lower.get("authorization")), len(raw), 0, 0)
         status, body = self._validate(request, lower, raw)
+        request.status = status
         if self.responder is not None:
             override = self.responder(request)
+            if isinstance(override, Drop):
+                request.status, request.error, request.fault = 0, "connection dropped", "drop"
+                self._record(request)
+                return override
+            if isinstance(override, Stall):
+                answer = override.answer or (status, {}, body)
+                request.status, request.error, request.fault = answer[0], answer[2].get("message"), "stall"
+                self._record(request)
+                return Stall(override.seconds, answer)
             if override is not None:
                 status, extra_headers, body = override
                 request.status, request.error = status, body.get("message")
@@ -179,6 +227,16 @@ class SegmentSink:
 
     def messages(self) -> list[dict[str, Any]]:
         return [m for r in self.snapshot() if r.status == 200 for m in r.messages]
+
+    def max_requests_in_window(self, window: float = 1.0) -> int:
+        """Most requests that arrived within any `window` seconds (sliding): the peak request rate."""
+        times = sorted(r.received_at for r in self.snapshot())
+        best = start = 0
+        for end, arrived in enumerate(times):
+            while arrived - times[start] >= window:
+                start += 1
+            best = max(best, end - start + 1)
+        return best
 
     def reset(self) -> None:
         with self._lock:

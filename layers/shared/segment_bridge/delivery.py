@@ -30,8 +30,10 @@ BISECT_STATUSES = frozenset({400, 413})
 #: message in a 2,500-message batch costs about 2 x log2(2,500) = 24 requests.
 ISOLATION_REQUEST_BUDGET = 64
 
-#: Sends one request body with the given timeout.
+#: Sends one prepared request body with the given timeout.
 Post = Callable[[bytes, float], SendOutcome]
+#: Turns a /v1/batch body into what goes on the wire (gzip).
+Prepare = Callable[[bytes], bytes]
 
 
 class Verdict(str, Enum):
@@ -92,8 +94,10 @@ class TenantDelivery:
         rng: random.Random,
         sleep: Callable[[float], None] = time.sleep,
         isolation_budget: int = ISOLATION_REQUEST_BUDGET,
+        prepare: Prepare = lambda body: body,
     ) -> None:
         self.post = post
+        self.prepare = prepare
         self.policy = policy
         self.deadline = deadline
         self.limiter = limiter
@@ -106,14 +110,15 @@ class TenantDelivery:
     def deliver(self, batches: list[Batch[int]]) -> dict[int, MessageOutcome]:
         """Outcome per owner (message index) of every item in `batches`."""
         outcomes: dict[int, MessageOutcome] = {}
-        work = deque(batches)
+        work = deque((batch, False) for batch in batches)  # (batch, made by splitting)
         budget = self.isolation_budget
         halted: MessageOutcome | None = None
         while work:
-            batch = work.popleft()
+            batch, is_half = work.popleft()
             if halted is not None:
                 outcomes.update(dict.fromkeys(batch.owners, halted))
                 continue
+            self.stats.isolation_requests += is_half
             outcome = self._send(batch)
             if outcome.ok:
                 outcomes.update(dict.fromkeys(batch.owners, DELIVERED))
@@ -121,8 +126,8 @@ class TenantDelivery:
                 outcomes[batch.owners[0]] = MessageOutcome(Verdict.REJECTED, describe(outcome), outcome.status)
             elif outcome.status in BISECT_STATUSES and budget >= 2:
                 budget -= 2
-                self.stats.isolation_requests += 2
-                work.extendleft(reversed(batch.split()))  # depth first, order kept
+                first, second = batch.split()
+                work.extendleft(((second, True), (first, True)))  # depth first, order kept
             elif outcome.status in BISECT_STATUSES:
                 reason = f"{describe(outcome)} (not isolated: {self.isolation_budget} split requests spent)"
                 outcomes.update(dict.fromkeys(batch.owners, MessageOutcome(Verdict.FAILED, reason, outcome.status)))
@@ -133,11 +138,19 @@ class TenantDelivery:
 
     def _send(self, batch: Batch[int]) -> SendOutcome:
         attempts = 0
+        payload = b""
+
+        def get_ready() -> None:
+            # Stamp sentAt and gzip first, then wait for a token: the limiter paces what reaches
+            # the wire, not CPU work whose duration varies with the body.
+            nonlocal payload
+            payload = self.prepare(batch.body(self.sent_at()))
+            self.limiter.acquire()
 
         def attempt(timeout: float) -> SendOutcome:
             nonlocal attempts
             attempts += 1
-            return self.post(batch.body(self.sent_at()), timeout)
+            return self.post(payload, timeout)
 
         def record(outcome: SendOutcome) -> None:
             self.stats.requests += 1
@@ -145,7 +158,7 @@ class TenantDelivery:
 
         outcome = send_with_retries(
             attempt, self.policy, self.deadline, rng=self.rng, sleep=self.sleep,
-            before_attempt=self.limiter.acquire, on_outcome=record,
+            before_attempt=get_ready, on_outcome=record,
         )
         self.stats.retries += max(0, attempts - 1)
         return outcome

@@ -17,6 +17,7 @@ isolation). Then every record is settled from its messages' outcomes:
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from .delivery import DeliveryStats, MessageOutcome, TenantDelivery, Verdict
 from .errors import TenantConfigError
 from .observability import logger
 from .queue_format import QueuedBatch
-from .ratelimit import RateLimiter
+from .ratelimit import RateLimiter, paced_rate
 from .retry import Deadline, RetryPolicy
 from .segment_client import SegmentClient
 from .tenants import TenantDirectory, UnknownTenant
@@ -96,14 +97,14 @@ class Forwarder:
         limiter: RateLimiter | None = None,
         clock: Callable[[], str] = utc_now_iso,
         rng: random.Random | None = None,
-        sleep: Callable[[float], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
         policy: RetryPolicy | None = None,
     ) -> None:
         self.settings = settings
         self.tenants = tenants
         self.client = client
         self.dead_letters = dead_letters
-        self.limiter = limiter or RateLimiter(settings.instance_requests_per_second)
+        self.limiter = limiter or RateLimiter(paced_rate(settings.instance_requests_per_second))
         self.clock = clock
         self.rng = rng or random.Random()
         self.sleep = sleep
@@ -120,7 +121,8 @@ class Forwarder:
             except ValidationError as exc:
                 # Can never succeed: straight to the DLQ, body untouched, with the reason.
                 reason = f"unreadable queue message: {exc.error_count()} validation error(s)"
-                self._dead_letter(report, record, DeadLetter(record.body, reason, None, "", "", 0))
+                unreadable = DeadLetter(record.body, reason, status=None, tenant="", source="", message_count=0)
+                self._dead_letter(report, record, unreadable)
                 continue
             report.messages_received += len(batch.messages)
             by_tenant[batch.tenant].append(_Parsed(record, batch, [encode_json(m) for m in batch.messages]))
@@ -152,12 +154,12 @@ class Forwarder:
         self, tenant_id: str, items: list[_Parsed], rng: random.Random, deadline: Deadline
     ) -> tuple[dict[str, list[MessageOutcome]], DeliveryStats]:
         try:
-            return self._deliver_tenant_unsafe(tenant_id, items, rng, deadline)
+            return self._send_tenant(tenant_id, items, rng, deadline)
         except Exception as exc:  # a bug must not cost other tenants their deliveries
             logger.exception("tenant delivery crashed; its records will be retried", extra={"tenant": tenant_id})
             return _all(items, MessageOutcome(Verdict.FAILED, f"internal error: {type(exc).__name__}")), DeliveryStats()
 
-    def _deliver_tenant_unsafe(
+    def _send_tenant(
         self, tenant_id: str, items: list[_Parsed], rng: random.Random, deadline: Deadline
     ) -> tuple[dict[str, list[MessageOutcome]], DeliveryStats]:
         try:
@@ -174,11 +176,9 @@ class Forwarder:
         for parsed in items:
             for message, encoded in zip(parsed.batch.messages, parsed.encoded):
                 entries.append((len(entries), str(message.get("messageId", "")), encoded, len(encoded.encode("utf-8"))))
-        post = partial(self.client.post_batch, tenant.region, tenant.write_key.get_secret_value())
-        delivery = TenantDelivery(
-            post, policy=self.policy, deadline=deadline, limiter=self.limiter, sent_at=self.clock, rng=rng,
-            **({"sleep": self.sleep} if self.sleep else {}),
-        )
+        post = partial(self.client.post_batch, tenant.region, tenant.write_key.get_secret_value(), prepared=True)
+        delivery = TenantDelivery(post, policy=self.policy, deadline=deadline, limiter=self.limiter,
+                                  sent_at=self.clock, rng=rng, sleep=self.sleep, prepare=self.client.prepare)
         by_index = delivery.deliver(pack_batches(entries))
         per_record: dict[str, list[MessageOutcome]] = {}
         index = 0

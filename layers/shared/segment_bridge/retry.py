@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from .segment_client import SendOutcome
@@ -94,7 +94,8 @@ def send_with_retries(
 ) -> SendOutcome:
     """Send until a final answer (200 or a 4xx other than 429), attempts run out, or time does.
 
-    `before_attempt` is where the rate limiter waits, so retries count against the request budget.
+    `before_attempt` readies the request and waits for the rate limiter, so retries count against
+    the request budget.
     Returns the last outcome; `OUT_OF_TIME` if not even one attempt fitted.
     """
     outcome = OUT_OF_TIME
@@ -102,14 +103,21 @@ def send_with_retries(
         if number > 1:
             wait = policy.wait_before(number - 1, outcome, rng)
             if wait + policy.min_request_seconds > deadline.remaining():
-                return outcome
+                return _out_of_time(outcome)
             sleep(wait)
         before_attempt()
         timeout = policy.timeout_within(deadline)
         if timeout is None:
-            return outcome
+            return _out_of_time(outcome)
         outcome = attempt(timeout)
         on_outcome(outcome)
         if outcome.ok or not outcome.retryable:
             return outcome
     return outcome
+
+
+def _out_of_time(last: SendOutcome) -> SendOutcome:
+    """The last answer, saying that time (not the attempt count) ended the retries."""
+    if last is OUT_OF_TIME:
+        return last
+    return replace(last, error=f"{last.error or 'failed'}; out of time for retries")

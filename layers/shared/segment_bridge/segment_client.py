@@ -71,14 +71,23 @@ class SegmentClient:
         self.session = session or requests.Session()
         self.compress = compress
 
-    def post_batch(self, region: str, write_key: str, body: bytes, timeout: float | None = None) -> SendOutcome:
+    def prepare(self, body: bytes) -> bytes:
+        """The body as it goes on the wire (gzipped). Separate so the forwarder can compress before
+        waiting for the rate limiter, and the limiter paces sends rather than CPU work."""
+        return gzip.compress(body, compresslevel=5) if self.compress else body
+
+    def post_batch(
+        self, region: str, write_key: str, body: bytes, timeout: float | None = None, *, prepared: bool = False
+    ) -> SendOutcome:
+        """`prepared`: `body` already went through `prepare`."""
         headers = {
             "Content-Type": "application/json",
             "Authorization": basic_auth(write_key),
             "User-Agent": USER_AGENT,
         }
+        if not prepared:
+            body = self.prepare(body)
         if self.compress:
-            body = gzip.compress(body, compresslevel=5)
             headers["Content-Encoding"] = "gzip"
         try:
             response = self.session.post(self.urls[region], data=body, headers=headers, timeout=timeout or self.timeout)
@@ -90,16 +99,33 @@ class SegmentClient:
             return SendOutcome(200)
         return SendOutcome(
             response.status_code,
-            error=_error_text(response),
+            error=_error_text(response, write_key),
             retry_after=parse_retry_after(response.headers),
         )
 
 
-def _error_text(response: requests.Response) -> str:
+def _error_text(response: requests.Response, write_key: str) -> str:
+    """Segment's error message, without the writeKey if the answer quotes it.
+
+    The text goes into failure reasons: logs, the DLQ's `reason` attribute, the exception SQS
+    retries with. An error page that echoes the request (the key, the Authorization header) must
+    not carry the key there, so it is redacted (before truncating, so no fragment survives a cut).
+    """
+    text = ""
     try:
         payload = response.json()
         if isinstance(payload, dict) and payload.get("message"):
-            return str(payload["message"])[:300]
+            text = str(payload["message"])
     except ValueError:
         pass
-    return (response.text or response.reason or "")[:300]
+    return redact(text or response.text or response.reason or "", write_key)[:300]
+
+
+def redact(text: str, write_key: str) -> str:
+    """`text` with the writeKey removed in every form a request carries it (raw, base64, Basic credentials)."""
+    if not write_key:
+        return text
+    for form in (basic_auth(write_key).partition(" ")[2], base64.b64encode(write_key.encode("utf-8")).decode("ascii"),
+                 write_key):
+        text = text.replace(form, "[redacted]")
+    return text
