@@ -3,10 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SAM_VENV := .venv-sam
+CHECKOV_VENV := .venv-checkov
 # `sam build` needs the functions' runtime (python3.13) on PATH; pyenv has it on the dev machines.
 PY313 := $(shell (pyenv prefix 3.13 2>/dev/null || pyenv prefix 3.13.0 2>/dev/null) | head -1)
 
-.PHONY: help install run test test-fast fuzz bench lint-template sam-tools sam-validate sam-build clean
+.PHONY: help install run test test-fast fuzz bench lint-template sam-tools checkov-tools sam-validate sam-build clean
 
 help:
 	@echo "make run    - run the whole bridge locally (moto + local Segment sink) and send the samples"
@@ -25,14 +26,16 @@ install: $(BIN)/.installed
 run: install
 	$(BIN)/python -m segment_bridge_tools.demo $(ARGS)
 
-test: install sam-tools
-	SAM_CLI=$(abspath $(SAM_VENV))/bin/sam SAM_PYTHON313=$(PY313) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+test: install sam-tools checkov-tools
+	CHECKOV_CLI=$(abspath $(CHECKOV_VENV))/bin/checkov SAM_CLI=$(abspath $(SAM_VENV))/bin/sam SAM_PYTHON313=$(PY313) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow and not e2e" $(PYTEST_ARGS)
 
+# The same properties as `make test` (which runs them with FUZZ_EXAMPLES=200), ten times longer,
+# plus the multi-second worst-case measurements; prints how many inputs were generated.
 fuzz: install
-	FUZZ_EXAMPLES=2000 $(BIN)/python -m pytest -q tests -m fuzz -p no:cacheprovider $(PYTEST_ARGS)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-2000} $(BIN)/python -m pytest -q tests -m fuzz -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python -m bench $(ARGS)
@@ -45,6 +48,14 @@ $(SAM_VENV)/.installed:
 
 sam-tools: $(SAM_VENV)/.installed
 
+# checkov pins its own boto3 (older than ours), so it too lives in a venv of its own.
+$(CHECKOV_VENV)/.installed:
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q --disable-pip-version-check "checkov>=3.2,<4"
+	touch $@
+
+checkov-tools: $(CHECKOV_VENV)/.installed
+
 lint-template: install
 	$(BIN)/cfn-lint template.yaml
 
@@ -55,4 +66,4 @@ sam-build: sam-tools
 	PATH="$(PY313)/bin:$$PATH" $(SAM_VENV)/bin/sam build --template template.yaml
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .hypothesis
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .hypothesis

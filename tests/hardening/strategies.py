@@ -1,0 +1,256 @@
+"""Hypothesis strategies for hostile webhook requests, as API Gateway REST (v1 proxy) events.
+
+A request is drawn in layers: where it goes (method, source, tenant, raw path), what it carries
+(body: valid, malformed, wrong types, deep, huge, invalid UTF-8, forms), how it is encoded
+(Content-Type, charset, Content-Encoding, base64 flag) and how it is signed (validly, with another
+tenant's secret, stale, garbage, duplicated, missing). Valid signatures matter: most parsing happens
+only after authentication, so unsigned fuzz would never reach it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, unquote, urlencode
+
+from hypothesis import strategies as st
+
+from segment_bridge.errors import MalformedRequest
+from segment_bridge.sources import SOURCES
+from segment_bridge_tools.lambda_events import api_gateway_event
+from segment_bridge_tools.make_events import sample_body
+
+from .support import FUZZ_MAX_BODY_BYTES, HOST, STAGE, TENANTS, signed
+
+SOURCE_NAMES = sorted(SOURCES)
+CALL_TYPES = ["track", "identify", "page", "screen", "group", "alias"]
+
+HOSTILE_SEGMENTS = [
+    "", ".", "..", "%2e%2e", "%2E%2E", "..%2F..", "%2F", "a%2Fb", "../acme", "acme/..", "acme%00", "acme\x00",
+    "acme\n", " acme", "acme ", "ACME", "%61cme", "acme;x", "acme?x=1", "acme#x", "acme%20", "ácme", "ａｃｍｅ",
+    "acme\u202e", "\U0001f600", "a" * 64, "a" * 65, "a" * 1000, "-acme", "_acme", "acme.", "con", "${jndi:x}",
+    "'; DROP TABLE--", "<script>", "*", "%", "%%", "%zz", "spec", "sendgrid",
+]
+
+
+# -- bodies -------------------------------------------------------------------------------------------
+json_scalars = (st.none() | st.booleans() | st.integers() | st.integers(min_value=-(10**30), max_value=10**30)
+                | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=40))
+json_values = st.recursive(json_scalars, lambda children: st.lists(children, max_size=5)
+                           | st.dictionaries(st.text(max_size=12), children, max_size=5), max_leaves=25)
+identifiers = (st.text(min_size=1, max_size=30) | st.integers() | st.just("") | st.just(" ") | st.booleans()
+               | st.just("x" * 1025) | json_values)
+
+
+@st.composite
+def spec_messages(draw: st.DrawFn) -> dict[str, Any]:
+    """Spec-shaped messages whose every field may be missing, of the wrong type, or hostile."""
+    message: dict[str, Any] = {"type": draw(st.sampled_from(CALL_TYPES) | json_values)}
+    optional = {
+        "userId": identifiers, "anonymousId": identifiers, "messageId": identifiers | st.just("m" * 101),
+        "event": st.sampled_from(["Order Completed", "order_completed", "x" * 201, ""]) | st.text(max_size=50) | json_values,
+        "timestamp": st.sampled_from(["2026-01-01T00:00:00Z", "2026-13-45", "0", "9999-12-31T23:59:59+14:00", ""])
+        | json_values,
+        "properties": st.dictionaries(st.text(max_size=20), json_values, max_size=6) | json_values,
+        "traits": st.dictionaries(st.sampled_from(["email", "Email", "phone", "firstName"]) | st.text(max_size=10),
+                                  json_values, max_size=4) | json_values,
+        "context": st.fixed_dictionaries({}, optional={"integration": json_values, "traits": json_values,
+                                                       "ip": json_values}) | json_values,
+        "groupId": identifiers, "previousId": identifiers, "writeKey": st.text(max_size=20),
+        "integrations": json_values,
+    }
+    for name, strategy in optional.items():
+        if draw(st.booleans()):
+            message[name] = draw(strategy)
+    return message
+
+
+def nested(depth: int, kind: str) -> str:
+    if kind == "array":
+        return "[" * depth + "]" * depth
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+@st.composite
+def json_payloads(draw: st.DrawFn) -> Any:
+    shape = draw(st.sampled_from(["message", "batch", "batch-wrong", "array", "any"]))
+    if shape == "message":
+        return draw(spec_messages())
+    if shape == "batch":
+        return {"batch": draw(st.lists(spec_messages() | json_values, max_size=8))}
+    if shape == "batch-wrong":
+        return {"batch": draw(json_values)}
+    if shape == "array":
+        return draw(st.lists(spec_messages() | json_values, max_size=8))
+    return draw(json_values)
+
+
+def encode_json(value: Any, ensure_ascii: bool) -> bytes:
+    return json.dumps(value, ensure_ascii=ensure_ascii).encode("utf-8", "surrogatepass")
+
+
+@st.composite
+def bodies(draw: st.DrawFn, source: str) -> bytes:
+    kind = draw(st.sampled_from(["json"] * 5 + ["sample"] * 2 + ["sample-mutated"] * 2 + ["deep"] * 3 + ["huge"] * 2
+                                + ["truncated", "binary", "invalid-utf8", "form", "empty", "bom", "nan", "bigint"]))
+    if kind == "json":
+        return encode_json(draw(json_payloads()), draw(st.booleans()))
+    if kind == "sample":
+        return sample_body(source) if source in SOURCES and source != "spec" else encode_json(draw(spec_messages()), True)
+    if kind == "sample-mutated":
+        raw = bytearray(sample_body(draw(st.sampled_from([s for s in SOURCE_NAMES if s != "spec"]))))
+        for _ in range(draw(st.integers(1, 4))):
+            position = draw(st.integers(0, len(raw) - 1))
+            raw[position] = draw(st.integers(0, 255))
+        return bytes(raw)
+    if kind == "truncated":
+        raw = encode_json(draw(json_payloads()), True)
+        return raw[: draw(st.integers(0, max(0, len(raw) - 1)))]
+    if kind == "binary":
+        return draw(st.binary(max_size=200))
+    if kind == "invalid-utf8":
+        raw = encode_json(draw(spec_messages()), False)
+        cut = draw(st.integers(0, len(raw)))
+        return raw[:cut] + draw(st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\x80"])) + raw[cut:]
+    if kind == "deep":
+        depth = draw(st.sampled_from([62, 63, 64, 65, 500, 990, 999, 1000, 1001, 3000, 100_000]) | st.integers(1, 2000))
+        inner = nested(depth, draw(st.sampled_from(["array", "object"])))
+        wrap = draw(st.sampled_from(["bare", "property", "batch"]))
+        if wrap == "bare":
+            return inner.encode()
+        if wrap == "property":
+            return f'{{"type":"track","userId":"u","event":"Deep","properties":{{"x":{inner}}}}}'.encode()
+        return f'{{"batch":{inner}}}'.encode()
+    if kind == "huge":
+        size = draw(st.sampled_from([FUZZ_MAX_BODY_BYTES - 1, FUZZ_MAX_BODY_BYTES, FUZZ_MAX_BODY_BYTES + 1])
+                    | st.integers(FUZZ_MAX_BODY_BYTES // 2, FUZZ_MAX_BODY_BYTES * 2))
+        shape = draw(st.sampled_from(["string", "many-events", "many-keys"]))
+        if shape == "string":
+            head = b'{"type":"track","userId":"u","event":"Big","properties":{"p":"'
+            return head + b"x" * max(0, size - len(head) - 4) + b'"}}'
+        if shape == "many-events":
+            one = b'{"type":"track","userId":"u","event":"Order Completed"},'
+            return b'{"batch":[' + one * max(1, size // len(one)) + b'{"type":"track"}]}'
+        return (b'{"type":"track","userId":"u","event":"E","properties":{'
+                + b",".join(b'"KeyNumber%d":1' % i for i in range(max(1, size // 16))) + b"}}")
+    if kind == "form":
+        pairs = draw(st.lists(st.tuples(st.sampled_from(["mandrill_events", "MessageStatus", "MessageSid", "To"])
+                                        | st.text(max_size=10), st.text(max_size=40)), max_size=6))
+        if draw(st.booleans()):
+            pairs.append(("mandrill_events", json.dumps(draw(st.lists(json_values | spec_messages(), max_size=4)))))
+        if draw(st.booleans()):
+            pairs.append(("mandrill_events", nested(draw(st.sampled_from([65, 3000])), "array")))
+        return urlencode(pairs).encode()
+    if kind == "empty":
+        return b""
+    if kind == "bom":
+        return b"\xef\xbb\xbf" + encode_json(draw(spec_messages()), True)
+    if kind == "nan":
+        return b'{"type":"track","userId":"u","event":"E","properties":{"a":NaN,"b":Infinity,"c":-Infinity}}'
+    return b'{"type":"track","userId":"u","event":"E","properties":{"n":' + b"9" * draw(st.sampled_from([20, 4300, 4301, 20000])) + b"}}"
+
+
+# -- headers ------------------------------------------------------------------------------------------
+content_types = st.sampled_from([
+    None, "", "application/json", "application/json; charset=utf-8", "application/json;charset=UTF-8",
+    "APPLICATION/JSON", " application/json ", "application/json; charset=latin-1", "application/json; charset=utf-16",
+    "application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=utf-8", "text/plain",
+    "multipart/form-data; boundary=x", "application/json, text/plain", "application/vnd.api+json", ";", "*/*",
+    "application/json\x00", "applicatión/json",
+]) | st.text(max_size=30)
+content_encodings = st.sampled_from([None, None, None, "identity", "gzip", "GZIP", "br", "deflate", "", "gzip, identity", "x"])
+signing_modes = st.sampled_from(["valid", "valid", "valid", "other-tenant", "stale", "future", "garbage", "none",
+                                 "duplicated", "header-case"])
+
+
+@dataclass
+class Drawn:
+    """What a generated request was meant to be, for assertions beyond the invariants."""
+
+    source: str
+    tenant: str
+    signing: str
+    routed: bool
+    event: dict[str, Any]
+
+
+def garbage_headers(source: str, draw: st.DrawFn) -> dict[str, str]:
+    value = draw(st.sampled_from(["", "t=", "t=1,v1=", "v1=" + "0" * 64, "t=abc,v1=zz", "t=1" + ",v1=a" * 500,
+                                  "Basic", "Basic !!!", "Basic " + base64.b64encode(b"a:b").decode(), "\x00",
+                                  "t=" + "9" * 400 + ",v1=00"]) | st.text(max_size=60))
+    return {"X-Signature": value, "Stripe-Signature": value, "X-Twilio-Email-Event-Webhook-Signature": value,
+            "X-Twilio-Email-Event-Webhook-Timestamp": value, "X-Mandrill-Signature": value,
+            "X-Twilio-Signature": value, "Authorization": value}
+
+
+@st.composite
+def requests(draw: st.DrawFn, *, method: str | None = None) -> Drawn:
+    # Mostly real sources and tenants: the deepest code runs only after a signature checks out.
+    source = draw(st.sampled_from(SOURCE_NAMES) if draw(st.integers(0, 9)) < 7
+                  else st.sampled_from(HOSTILE_SEGMENTS) | st.text(max_size=20))
+    tenant = draw(st.sampled_from(TENANTS) if draw(st.integers(0, 9)) < 7
+                  else st.sampled_from(["unknown-tenant", "A" * 64, "z9_-"]) | st.sampled_from(HOSTILE_SEGMENTS)
+                  | st.text(max_size=70))
+    verb = method or draw(st.sampled_from(["POST"] * 8 + ["HEAD", "GET", "PUT", "OPTIONS", "post"]))
+    path = f"/v1/webhooks/{source}/{tenant}"
+    body = draw(bodies(source))
+    headers: dict[str, str] = {}
+    content_type = draw(content_types)
+    signing = draw(signing_modes)
+    known = source in SOURCES and tenant in TENANTS
+    if known and signing in ("valid", "other-tenant", "stale", "future", "duplicated", "header-case"):
+        now = time.time() + {"stale": -301, "future": 301}.get(signing, 0)
+        secrets_of = next(t for t in TENANTS if t != tenant) if signing == "other-tenant" else None
+        if source == "mailgun":  # its signature goes inside a JSON object body
+            try:
+                payload = json.loads(body)
+            except (ValueError, RecursionError):
+                payload = None
+            if not isinstance(payload, dict):
+                body = json.dumps({"event-data": payload}).encode()
+        try:
+            headers, body = signed(source, tenant, body, path, now, secrets_of)
+        except (ValueError, RecursionError, MalformedRequest):  # the test's signer cannot read this body
+            headers = {}
+        if signing == "header-case":
+            headers = {name.upper() if draw(st.booleans()) else name.lower(): value for name, value in headers.items()}
+    elif signing != "none":
+        headers.update(garbage_headers(source, draw))
+    if draw(st.integers(0, 3)) > 0 and content_type is not None:
+        # The signer's own Content-Type is what a real tool sends; replace it sometimes.
+        headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+        headers["Content-Type"] = content_type
+    encoding = draw(content_encodings)
+    if encoding is not None:
+        headers["Content-Encoding"] = encoding
+    if draw(st.integers(0, 9)) == 0:
+        headers["Host"] = draw(st.sampled_from(["evil.example", "", "localhost:443", "a" * 300]))
+    event = api_gateway_event(verb, path, body, headers, stage=STAGE, domain=HOST,
+                              path_parameters={"source": unquote(source), "tenant": unquote(tenant)})
+    if signing == "duplicated":
+        # Two values of the signature header: API Gateway puts the last in `headers`, both in multiValueHeaders.
+        name = next((k for k in headers if k.lower() not in ("content-type", "content-encoding", "host")), None)
+        if name is not None:
+            extra = draw(st.sampled_from(["garbage", headers[name]]))
+            order = draw(st.booleans())
+            values = [extra, headers[name]] if order else [headers[name], extra]
+            event["multiValueHeaders"][name] = values
+            event["headers"][name] = values[-1]
+    encoding_mode = draw(st.sampled_from(["base64"] * 6 + ["text", "text-surrogates", "bad-base64", "null-body"]))
+    if encoding_mode == "text":
+        event["body"], event["isBase64Encoded"] = body.decode("utf-8", "surrogateescape"), False
+    elif encoding_mode == "text-surrogates":
+        event["body"], event["isBase64Encoded"] = body.decode("utf-8", "replace") + "\ud800", False
+    elif encoding_mode == "bad-base64":
+        event["body"], event["isBase64Encoded"] = draw(st.sampled_from(["%%%", "YQ", "é", "YWJj\n", "===="])), True
+    elif encoding_mode == "null-body":
+        event["body"], event["isBase64Encoded"] = None, draw(st.booleans())
+    routed = "/" not in source and "/" not in tenant and bool(source) and bool(tenant)
+    return Drawn(source, tenant, signing, routed, event)
+
+
+def quoted(segment: str) -> str:
+    return quote(segment, safe="")

@@ -1,0 +1,119 @@
+"""docs/openapi.yaml is true: it matches the handlers' routes, the template, the code's own
+constants, and every response the handlers give (schemathesis fuzzes them through the document)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Iterator
+
+import pytest
+import schemathesis
+from hypothesis import settings
+from cfnlint.decode import cfn_yaml
+from openapi_spec_validator import validate
+from schemathesis.checks import CheckFunction
+from schemathesis.config._checks import NegativeDataRejectionConfig
+from schemathesis.specs.openapi import checks as openapi_checks
+
+from segment_bridge import errors
+from segment_bridge.sources import SOURCES
+from segment_bridge.tenants import TENANT_ID_PATTERN
+from tests.template.test_template import TEMPLATE
+
+from . import contract
+from .conftest import HARDENING
+from .support import FUZZ_EXAMPLES, Harness, install_tenants
+from .wsgi_adapter import ApiGatewayWsgi
+
+pytestmark = pytest.mark.fuzz
+
+SCHEMA = schemathesis.openapi.from_path(str(contract.DOCUMENT))
+#: 413 is a rejection too (a batch over the event cap is also invalid per the document's maxItems).
+SCHEMA.config.checks.negative_data_rejection = NegativeDataRejectionConfig(
+    expected_statuses=["400", "401", "404", "405", "413", "415", "422"])
+#: Per operation and test (3 operations x 2 tests, each with schemathesis' own phases on top).
+SCHEMATHESIS = settings(HARDENING, max_examples=max(10, FUZZ_EXAMPLES // 10))
+
+#: Checks that do not apply, and why:
+#: - unsupported_method: API Gateway answers methods it does not route (403) before the function runs.
+#: - positive_data_acceptance: a body valid for the document can still be refused by design (unsigned,
+#:   or a Spec message Segment would drop, e.g. a track without `event`).
+EXCLUDED_CHECKS: list[CheckFunction] = [openapi_checks.unsupported_method, openapi_checks.positive_data_acceptance]
+
+
+def test_the_document_is_valid_openapi() -> None:
+    validate(contract.spec())
+
+
+def test_path_patterns_are_the_codes_own() -> None:
+    tenant = contract.spec()["components"]["parameters"]["Tenant"]["schema"]
+    assert tenant["pattern"] == TENANT_ID_PATTERN.pattern
+    assert tenant["maxLength"] == 64
+    source = contract.spec()["components"]["parameters"]["Source"]["schema"]
+    assert sorted(source["enum"]) == sorted(SOURCES)
+
+
+def test_documented_operations_are_the_routes_of_the_handlers_and_the_template() -> None:
+    sys.path[:0] = [p for p in ("functions/ingest", "functions/destination") if p not in sys.path]
+    import destination_handler
+    import ingest_handler
+
+    routed = set()
+    for app in (ingest_handler.app, destination_handler.app):
+        for route in app._static_routes + app._dynamic_routes:
+            routed.add((route.method.lower(), route.path.replace("<", "{").replace(">", "}")))
+    documented = {(method, path) for path, item in contract.spec()["paths"].items()
+                  for method in item if method in ("get", "post", "put", "patch", "delete", "head", "options")}
+    assert documented == routed
+    template = cfn_yaml.load(str(TEMPLATE))
+    deployed = set()
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            for event in (resource["Properties"].get("Events") or {}).values():
+                if event["Type"] == "Api":
+                    deployed.add((event["Properties"]["Method"].lower(), event["Properties"]["Path"]))
+    assert documented == deployed
+
+
+@pytest.mark.parametrize(("path", "method", "raised"), [
+    ("/v1/webhooks/{source}/{tenant}", "post", [errors.MalformedRequest, errors.Unauthorized, errors.UnknownSource,
+                                                errors.PayloadTooLarge, errors.UnsupportedMediaType,
+                                                errors.NothingAccepted, errors.ServiceUnavailable]),
+    ("/v1/segment/{tenant}", "post", [errors.MalformedRequest, errors.Unauthorized, errors.PayloadTooLarge,
+                                      errors.Throttled, errors.UnsupportedCallType, errors.ServiceUnavailable]),
+])
+def test_every_error_the_code_raises_is_documented(path: str, method: str, raised: list[type[errors.BridgeError]]) -> None:
+    responses = contract.spec()["paths"][path][method]["responses"]
+    for error in raised:
+        assert str(error.status_code) in responses, (path, error.__name__)
+    error = {"$ref": "#/components/schemas/Error"}
+    for status, response in responses.items():
+        if int(status) >= 400:  # every error is the {"message"} shape, possibly extended
+            schema = contract.resolve(response)["content"]["application/json"]["schema"]
+            assert schema == error or error in contract.resolve(schema).get("allOf", []), (path, status)
+
+
+@pytest.fixture
+def apis(aws: dict[str, str], identity_table: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    from .support import FUZZ_MAX_BODY_BYTES
+
+    monkeypatch.setenv("MAX_BODY_BYTES", str(FUZZ_MAX_BODY_BYTES))
+    install_tenants()
+    ingest, destination = Harness(aws["queue_url"]), Harness(aws["queue_url"], handler="destination_handler")
+    yield {"plain": ApiGatewayWsgi(ingest, destination), "signed": ApiGatewayWsgi(ingest, destination, sign=True)}
+
+
+@SCHEMA.parametrize()
+@SCHEMATHESIS
+def test_schemathesis_unsigned(case: schemathesis.Case, apis: dict[str, Any]) -> None:
+    """Schemathesis' own generation (valid and invalid per the document) with its checks, including
+    `ignored_auth` on the destination, plus our invariants inside the adapter."""
+    case.call_and_validate(app=apis["plain"], excluded_checks=EXCLUDED_CHECKS)
+
+
+@SCHEMA.parametrize()
+@SCHEMATHESIS
+def test_schemathesis_signed(case: schemathesis.Case, apis: dict[str, Any]) -> None:
+    """The same, with every request carrying the addressed tenant's valid credentials: the bodies
+    reach parsing, conformance, normalization, the queue and the identity table."""
+    case.call_and_validate(app=apis["signed"], excluded_checks=EXCLUDED_CHECKS + [openapi_checks.ignored_auth])

@@ -1,0 +1,254 @@
+"""Secrets never leak: known canary secrets go through every path, and everything observable is scanned.
+
+Tenants `acme` and `other` carry a canary writeKey, destination key and a signing secret for every
+source. The test drives ingest (success for every source, every error status, 503s from SQS and
+Secrets Manager, an internal error), the forwarder (success, retries, Segment errors that echo the
+credentials back, DLQ on a permanent 400 and on the last receive, an unusable tenant), the
+destination endpoint and the tenants CLI; then scans stdout/stderr (Powertools JSON logs and EMF
+metrics), log records, HTTP responses, exception texts, queue and DLQ bodies and attributes, and
+what the Segment stand-in received (except the one legitimate place: its Authorization header).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any, Iterator
+from urllib.parse import quote
+
+import pytest
+from click.testing import CliRunner
+
+from segment_bridge.sources import SOURCES
+from segment_bridge_tools.lambda_events import LocalLambdaContext, api_gateway_event, sqs_event
+from segment_bridge_tools.make_events import sample_body
+from segment_bridge_tools.sink import ReceivedRequest, SegmentSink
+from tests.conftest import put_tenant, receive_all, reset_caches
+
+from .support import (
+    HOST,
+    STAGE,
+    TENANTS,
+    basic,
+    destination_key,
+    install_tenants,
+    secret_values,
+    signed,
+    source_settings,
+    tenant_document,
+    write_key,
+)
+
+
+def canaries() -> dict[str, str]:
+    """Each secret in every form it could leak in: raw, base64, as Basic credentials, URL-quoted."""
+    forms: dict[str, str] = {}
+    for tenant in TENANTS:
+        for value in secret_values(tenant):
+            forms[value] = value
+            forms[f"base64({value})"] = base64.b64encode(value.encode()).decode()
+            forms[f"basic({value}:)"] = base64.b64encode(f"{value}:".encode()).decode()
+            forms[f"quoted({value})"] = quote(value, safe="")
+            forms[f"tail of {value}"] = value[-16:]
+        postmark = source_settings(tenant)["postmark"]
+        forms[f"basic(postmark {tenant})"] = base64.b64encode(
+            f"{postmark['username']}:{postmark['password']}".encode()).decode()
+    return forms
+
+
+class Recorder:
+    """Everything the system under test said, to be scanned at the end."""
+
+    def __init__(self) -> None:
+        self.texts: list[tuple[str, str]] = []
+
+    def add(self, where: str, value: Any) -> None:
+        self.texts.append((where, value if isinstance(value, str) else json.dumps(value, default=repr)))
+
+    def leaks(self) -> list[str]:
+        found = []
+        for where, text in self.texts:
+            for name, form in canaries().items():
+                if form and form in text:
+                    found.append(f"{name} in {where}: ...{text[max(0, text.find(form) - 80):text.find(form) + 40]}...")
+        return found
+
+
+class Responder:
+    """What the Segment stand-in answers: scripted statuses whose error message echoes the
+    credentials it received (key and Authorization header), then its own verdict."""
+
+    def __init__(self) -> None:
+        self.script: list[tuple[int, dict[str, str]]] = []
+
+    def __call__(self, request: ReceivedRequest) -> Any:
+        if not self.script:
+            return None
+        status, headers = self.script.pop(0)
+        key = request.write_key or ""
+        return status, headers, {"message": f"invalid write key {key} (Authorization: {basic(key)})"}
+
+
+@pytest.fixture
+def world(aws: dict[str, str], identity_table: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    responder = Responder()
+    sink = SegmentSink(responder=responder).start()
+    monkeypatch.setenv("SEGMENT_URL_US", sink.batch_url)
+    monkeypatch.setenv("SEGMENT_URL_EU", sink.batch_url)
+    monkeypatch.setenv("MAX_RECEIVE_COUNT", "2")
+    monkeypatch.setenv("SEGMENT_TIMEOUT_SECONDS", "2")
+    install_tenants()
+    yield {"sink": sink, "responder": responder, **aws}
+    sink.stop()
+
+
+def ingest(event: dict[str, Any], recorder: Recorder) -> dict[str, Any]:
+    import ingest_handler
+
+    response = ingest_handler.lambda_handler(event, LocalLambdaContext())
+    recorder.add(f"ingest response {event['path']}", response)
+    return response
+
+
+def webhook(source: str, tenant: str = "acme", body: bytes | None = None, *, secrets_of: str | None = None,
+            now: float | None = None, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    path = f"/v1/webhooks/{source}/{tenant}"
+    raw = body if body is not None else (sample_body(source) if source != "spec" else json.dumps(
+        {"type": "track", "userId": "u1", "event": "Order Completed", "messageId": f"m-{time.time_ns()}"}).encode())
+    signed_headers, raw = signed(source, tenant, raw, path, now, secrets_of)
+    return api_gateway_event("POST", path, raw, {**signed_headers, **(headers or {})}, stage=STAGE, domain=HOST)
+
+
+def forward(records: list[dict[str, Any]], recorder: Recorder) -> dict[str, Any]:
+    """The forwarder's answer; when every record failed, Powertools raises (the whole batch is retried
+    and the Lambda error is logged with the exception text, so that text is scanned too)."""
+    import forward_handler
+    from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+    try:
+        response = forward_handler.lambda_handler(sqs_event(records), LocalLambdaContext(timeout_seconds=20))
+    except BatchProcessingError as exc:
+        recorder.add("forward exception", f"{exc!s} {exc!r} {[str(e) for e in getattr(exc, 'child_exceptions', [])]}")
+        return {"batchItemFailures": [{"itemIdentifier": r["MessageId"]} for r in records]}
+    recorder.add("forward response", response)
+    return response
+
+
+def queued_record(tenant: str, record_id: str, receive_count: int = 1, messages: int = 2) -> dict[str, Any]:
+    body = json.dumps({"v": 1, "tenant": tenant, "source": "spec", "messages": [
+        {"type": "track", "userId": f"u{i}", "event": "Order Completed", "messageId": f"{record_id}-{i}",
+         "context": {"integration": {"name": "acme-tool", "version": "1.0.0"}}} for i in range(messages)]})
+    return {"MessageId": record_id, "ReceiptHandle": record_id, "Body": body,
+            "Attributes": {"ApproximateReceiveCount": str(receive_count)}}
+
+
+def test_no_secret_appears_anywhere(world: dict[str, Any], capfd: pytest.CaptureFixture[str],
+                                    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    caplog.set_level("INFO")  # what the functions log in production (POWERTOOLS_LOG_LEVEL=INFO)
+    recorder = Recorder()
+
+    # -- ingest: success for every source, then every refusal -----------------------------------------
+    for source in sorted(SOURCES):
+        for tenant in TENANTS:
+            assert ingest(webhook(source, tenant), recorder)["statusCode"] == 202, source
+    queued = receive_all(world["queue_url"])
+    recorder.add("queue bodies and attributes", queued)
+
+    refusals = {
+        400: [api_gateway_event("POST", "/v1/webhooks/spec/bad..id", b"{}", {"Content-Type": "application/json"}),
+              webhook("spec", body=b"{not json"), webhook("spec", body=b"[" * 5000 + b"]" * 5000)],
+        401: [webhook(source, secrets_of="other") for source in sorted(SOURCES)]
+        + [webhook("spec", "unknown-tenant"), webhook("stripe", now=time.time() - 3600),
+           webhook("sendgrid", now=time.time() + 3600)],
+        404: [api_gateway_event("POST", "/v1/webhooks/nosuch/acme", b"{}", {"Content-Type": "application/json"})],
+        413: [webhook("spec", body=b'{"p":"' + b"x" * (5 * 1024 * 1024) + b'"}')],
+        415: [webhook("spec", headers={"Content-Type": "text/plain"}),
+              webhook("spec", headers={"Content-Encoding": "gzip"})],
+        422: [webhook("spec", body=json.dumps({"batch": [{"type": "track", "writeKey": write_key("acme")},
+                                                         {"type": "nope"}]}).encode())],
+    }
+    for status, events in refusals.items():
+        for event in events:
+            assert ingest(event, recorder)["statusCode"] == status, (status, event["path"])
+
+    # Mailgun: the same token with another body is a replay.
+    first = webhook("mailgun")
+    assert ingest(first, recorder)["statusCode"] == 202
+    replay = dict(first)
+    payload = json.loads(base64.b64decode(first["body"]))
+    payload["event-data"]["recipient"] = "attacker@example.com"
+    replay["body"] = base64.b64encode(json.dumps(payload).encode()).decode()
+    assert ingest(replay, recorder)["statusCode"] == 401
+    receive_all(world["queue_url"])
+
+    # 503: the queue is gone, then the tenant's secret is unusable (it still holds the canaries).
+    monkeypatch.setenv("QUEUE_URL", world["queue_url"] + "-missing")
+    reset_caches()
+    assert ingest(webhook("spec"), recorder)["statusCode"] == 503
+    monkeypatch.setenv("QUEUE_URL", world["queue_url"])
+    broken = tenant_document("other")
+    broken["unexpected"] = write_key("other")
+    put_tenant("other", broken)
+    reset_caches()
+    assert ingest(webhook("spec", "other"), recorder)["statusCode"] == 503
+    put_tenant("other", tenant_document("other"))
+    reset_caches()
+
+    # 500: a bug whose exception text carries the tenant's settings (their repr must be masked).
+    from segment_bridge.sources.spec_source import SpecSource
+
+    def crash(self: Any, request: Any, settings: Any, ctx: Any) -> None:
+        raise RuntimeError(f"bug while verifying with {settings!r} / {settings}")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(SpecSource, "verify", crash)
+        assert ingest(webhook("spec"), recorder)["statusCode"] == 500
+
+    # -- forward: success, retries, Segment errors echoing the credentials, DLQ -----------------------------
+    assert forward([dict(m, Attributes={"ApproximateReceiveCount": "1"}) for m in queued[:3]], recorder)[
+        "batchItemFailures"] == []
+    world["responder"].script = [(500, {}), (503, {"Retry-After": "0"})]
+    assert forward([queued_record("acme", "r-retry")], recorder)["batchItemFailures"] == []
+    world["responder"].script = [(400, {})] * 4
+    forward([queued_record("acme", "r-400", messages=1)], recorder)
+    world["responder"].script = [(401, {})] * 4
+    forward([queued_record("acme", "r-401-last", receive_count=2)], recorder)
+    world["responder"].script = [(401, {})] * 4
+    forward([queued_record("other", "r-401-first", receive_count=1)], recorder)
+    forward([queued_record("unknown-tenant", "r-unknown", receive_count=2)], recorder)
+    forward([{"MessageId": "r-garbage", "ReceiptHandle": "x", "Body": "not a batch " + "x" * 10,
+              "Attributes": {"ApproximateReceiveCount": "1"}}], recorder)
+    dead = receive_all(world["dlq_url"])
+    assert dead, "the 400 and the last-receive 401 should be on the DLQ"
+    recorder.add("DLQ bodies and attributes", dead)
+    for request in world["sink"].snapshot():
+        recorder.add("what Segment received (bodies)", request.messages)
+
+    # -- the destination endpoint and the CLI ---------------------------------------------------------------
+    import destination_handler
+
+    for key in (destination_key("acme"), destination_key("other"), "wrong-key-0123456789"):
+        event = api_gateway_event("POST", "/v1/segment/acme", json.dumps(
+            {"type": "identify", "userId": "u1", "traits": {"email": "a@example.com"}}).encode(),
+            {"Content-Type": "application/json", "Authorization": basic(key)}, resource="/v1/segment/{tenant}",
+            path_parameters={"tenant": "acme"})
+        recorder.add("destination response", destination_handler.lambda_handler(event, LocalLambdaContext()))
+
+    from segment_bridge_tools.cli import main as cli
+
+    runner = CliRunner()
+    for args in (["tenants", "show", "acme"], ["tenants", "list"],
+                 ["tenants", "put", "other", "--source", f'spec={{"signing_secret": 5, "x": "{write_key("other")}"}}'],
+                 ["tenants", "put", "bad..id", "--write-key", write_key("acme")]):
+        result = runner.invoke(cli, args, catch_exceptions=True)
+        recorder.add(f"cli {args[:2]}", result.output + (repr(result.exception) if result.exception else ""))
+
+    out, err = capfd.readouterr()
+    recorder.add("stdout (logs, EMF metrics)", out)
+    recorder.add("stderr", err)
+    recorder.add("log records", [r.getMessage() + " " + json.dumps(r.__dict__, default=repr) for r in caplog.records])
+    assert "unhandled error in ingest" in out + json.dumps([r.getMessage() for r in caplog.records])  # the 500 was logged
+    leaks = recorder.leaks()
+    assert not leaks, "\n".join(leaks[:20])
+    assert len(recorder.texts) > 50
