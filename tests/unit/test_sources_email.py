@@ -269,3 +269,15 @@ def test_mandrill_passthrough_names_and_delivered() -> None:
 def test_every_mapped_email_event_uses_a_spec_name() -> None:
     for source, body in (("sendgrid", fixture("sendgrid-all-events.json")), ("mandrill", sample_body("mandrill"))):
         assert {m["event"] for m in run(source, body)[1]} <= SPEC_EVENTS
+
+
+def test_email_fields_properties_cover_every_field_in_order() -> None:
+    # `EmailFields.properties()` names its fields one by one (it runs once per event): a field added
+    # to the dataclass must be added there too, in the same place.
+    from dataclasses import fields
+
+    from segment_bridge.sources.email import EmailFields
+
+    names = [f.name for f in fields(EmailFields) if f.name != "extra"]
+    values = EmailFields(**{name: f"v-{name}" for name in names}, extra={"tags": ["a"]}).properties()
+    assert list(values.items()) == [(name, f"v-{name}") for name in names] + [("tags", ["a"])]

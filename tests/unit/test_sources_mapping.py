@@ -161,3 +161,14 @@ def test_any_event_maps_skips_or_is_rejected_never_crashes(source: str, data: st
             assert isinstance(outcome, Skipped) and outcome.reason
     except Rejected as exc:
         assert str(exc)
+
+
+def test_registry_loads_each_source_once_under_its_own_name() -> None:
+    # Sources are imported on first use (cold start); every name must resolve, to one instance.
+    from segment_bridge.sources import REGISTRY, get_source
+
+    assert list(SOURCES) == list(REGISTRY) and len(SOURCES) == len(REGISTRY)
+    for name in REGISTRY:
+        assert SOURCES[name].name == name
+        assert get_source(name) is SOURCES[name]
+    assert get_source("nope") is None and "nope" not in SOURCES

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import pytest
 from hypothesis import given, settings
@@ -91,6 +92,15 @@ def test_derived_message_id_is_stable_and_scoped() -> None:
     assert len(first) <= 100
 
 
+def test_derived_ids_are_pinned() -> None:
+    # Exact values: a redelivered webhook must reproduce the messageId of every earlier deployment
+    # (Segment dedupes on it), so any change to how ids are derived must fail here.
+    assert derive_message_id("acme", "sendgrid", "ihjw4AObPF97zyi1Xhj5nQ:delivered") == (
+        "sendgrid-4cf4af7f-d633-58f8-b1d8-1d03760d435d")
+    assert derive_message_id("acme", "spec", "caf\u00e9 \U0001f600") == "spec-258e2e33-22c1-5db8-8703-daa5c3aa74ef"
+    assert derive_anonymous_id("acme", "email", " Person@Example.com ") == "250c5c4f-5889-5655-bfb9-16c2edc8920c"
+
+
 def test_content_derived_message_id_follows_the_content() -> None:
     a = run({"type": "track", "userId": "u", "event": "E", "properties": {"x": 1}}).message_id
     b = run({"properties": {"x": 1}, "event": "E", "userId": "u", "type": "track"}).message_id
@@ -149,3 +159,33 @@ def test_any_json_object_is_either_normalized_or_rejected(fields: dict, call_typ
     assert result.message["context"]["integration"]["name"] == "acme-tool"
     assert result.size <= MAX_MESSAGE_BYTES
     assert result.message["userId"]
+
+
+@pytest.mark.parametrize("raw", [
+    "2026-03-01T10:00:00Z", "2026-03-01T10:00:00.5Z", "2026-03-01T10:00:00.12Z", "2026-03-01T10:00:00.123Z",
+    "2026-03-01T10:00:00.1239Z", "2026-03-01T10:00:00.999999Z", "2026-03-01T10:00:00.1234567Z", "0001-01-01T00:00:00Z",
+    "9999-12-31T23:59:59.999999Z", "2024-02-29T23:59:59Z", "2026-03-01T10:00Z", "2026-03-01t10:00:00z",
+    "2026-03-01T10:00:00+02:00", "2026-03-01T10:00:00", "2026-03-01", 1772359200, 1772359200.25, "1772359200",
+])
+def test_timestamp_text_matches_formatting_the_parsed_datetime(raw: object) -> None:
+    # normalize() copies "...Z" timestamps as text instead of formatting the parsed datetime;
+    # both must give the same string for every input pydantic accepts.
+    from segment_bridge.normalize import _MESSAGE, _timestamp_text
+    from segment_bridge.spec import format_timestamp
+
+    parsed = _MESSAGE.validate_python({"type": "track", "userId": "u", "event": "E", "timestamp": raw}).timestamp
+    assert _timestamp_text(raw, parsed) == format_timestamp(parsed)
+    assert run({"type": "track", "userId": "u", "event": "E", "timestamp": raw}).message["timestamp"] == (
+        format_timestamp(parsed))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(), st.integers(min_value=0, max_value=7))
+def test_timestamp_text_matches_formatting_for_any_utc_z_timestamp(moment: datetime, digits: int) -> None:
+    from segment_bridge.normalize import _MESSAGE, _timestamp_text
+    from segment_bridge.spec import format_timestamp
+
+    fraction = ("." + f"{moment.microsecond:06d}0"[:digits]) if digits else ""  # 7 digits: more than pydantic keeps
+    raw = f"{moment.year:04d}-" + moment.strftime("%m-%dT%H:%M:%S") + fraction + "Z"
+    parsed = _MESSAGE.validate_python({"type": "track", "userId": "u", "event": "E", "timestamp": raw}).timestamp
+    assert _timestamp_text(raw, parsed) == format_timestamp(parsed)

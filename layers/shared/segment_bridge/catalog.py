@@ -32,6 +32,9 @@ class FieldType:
     #: As written in the catalog ("product[]", "string|string[]"): what the partner is told.
     spec: str
     options: tuple[TypeOption, ...]
+    #: Python types (exact, as JSON parses them) that fit an option with nothing inside to check:
+    #: a value of one of these needs no further look (the checks' fast path).
+    plain_types: frozenset[type] = field(default=frozenset(), compare=False, repr=False)
 
 
 @dataclass(frozen=True, eq=False)
@@ -102,6 +105,8 @@ class _Loader:
     def __init__(self, raw_shapes: dict[str, dict[str, str]]) -> None:
         self.raw_shapes = raw_shapes
         self.shapes: dict[str, Shape] = {}
+        #: Type spec -> its FieldType: some 700 fields share a few dozen specs ("string" most).
+        self.types: dict[str, FieldType] = {}
 
     def shape(self, name: str, raw: dict[str, str] | None = None) -> Shape:
         if raw is None:
@@ -114,6 +119,12 @@ class _Loader:
         return _shape(name, {key: self.field_type(spec) for key, spec in raw.items()})
 
     def field_type(self, spec: str) -> FieldType:
+        known = self.types.get(spec)
+        if known is None:
+            known = self.types[spec] = self._field_type(spec)
+        return known
+
+    def _field_type(self, spec: str) -> FieldType:
         options = []
         for alternative in spec.split("|"):
             base, array = (alternative[:-2], True) if alternative.endswith("[]") else (alternative, False)
@@ -123,7 +134,7 @@ class _Loader:
                 options.append(TypeOption("object", array, self.shape(base)))
             else:
                 raise ValueError(f"catalog type {spec!r}: unknown type {base!r}")
-        return FieldType(spec, tuple(options))
+        return FieldType(spec, tuple(options), _plain_types(options))
 
     def event_shape(self, name: str, raw_event: dict[str, Any]) -> Shape:
         fields: dict[str, str] = {}
@@ -131,6 +142,20 @@ class _Loader:
             fields.update(self.raw_shapes[included])
         fields.update(raw_event.get("properties", {}))
         return self.shape(name, fields)
+
+
+#: The exact types that always fit a plain option of each base type (no bool for numbers; floats
+#: fit "integer" only when whole, dates only when they parse: those are left to the full check).
+_PLAIN_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,), "number": (int, float), "integer": (int,), "boolean": (bool,), "object": (dict,), "array": (list,),
+}
+
+
+def _plain_types(options: list[TypeOption]) -> frozenset[type]:
+    types = {t for o in options if o.shape is None and not o.array for t in _PLAIN_TYPES.get(o.base, ())}
+    if any(o.shape is not None for o in options):
+        types -= {dict, list}  # a shaped option checks what is inside objects and arrays
+    return frozenset(types)
 
 
 def load_catalog(raw: dict[str, Any]) -> Catalog:

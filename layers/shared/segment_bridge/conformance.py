@@ -202,7 +202,8 @@ def _check_object(obj: Any, shape: Shape, path: Path, findings: list[Finding], r
                 field = fields[documented]
             elif rules.snake_case and not snake_case:
                 findings.append(_snake_case_finding(obj, key, path))
-        if field is not None and value is not None:
+        # A plain value of a fitting type (most of them) has nothing to check: skip the call.
+        if field is not None and value is not None and type(value) not in field.plain_types:
             _check_value(value, field, path + (key,), findings, nested)
 
 
@@ -377,6 +378,8 @@ _WRITE_KEYS = frozenset({"writeKey", "write_key", "writekey", "WriteKey", "WRITE
 
 
 def _check_write_key(message: dict[str, Any], findings: list[Finding]) -> None:
+    if _WRITE_KEYS.isdisjoint(message):
+        return
     for key in sorted(_WRITE_KEYS.intersection(message)):
         findings.append(Finding(
             "partner.write_key", "error", key,

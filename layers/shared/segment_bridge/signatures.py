@@ -11,14 +11,13 @@ import binascii
 import hashlib
 import hmac
 import time
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 from urllib.parse import urlsplit, urlunsplit
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-
 from .errors import Unauthorized
+
+if TYPE_CHECKING:  # `cryptography` is imported on first use: only SendGrid's ECDSA needs it (cold start)
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 Clock = Callable[[], float]
 
@@ -138,6 +137,9 @@ def check_basic_auth(header: str | None, username: str, password: str) -> None:
 
 def load_ec_public_key(der_base64: str) -> ec.EllipticCurvePublicKey:
     """A base64 DER SubjectPublicKeyInfo P-256 key (how SendGrid shows its verification key)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     key = serialization.load_der_public_key(base64.b64decode(der_base64.strip(), validate=True))
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
         raise ValueError("not a P-256 (secp256r1) elliptic-curve public key")
@@ -146,6 +148,10 @@ def load_ec_public_key(der_base64: str) -> ec.EllipticCurvePublicKey:
 
 def check_ecdsa_signature(public_key: ec.EllipticCurvePublicKey, message: bytes, candidate: str | None) -> None:
     """ECDSA-SHA256 over `message`; the candidate is a base64 DER signature (SendGrid)."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     if not candidate:
         raise Unauthorized()
     try:

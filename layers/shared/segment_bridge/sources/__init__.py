@@ -2,27 +2,47 @@
 
 from __future__ import annotations
 
-from .base import MappedEvent, Rejected, Skipped, Source, SourceSettings, VerifyContext, WebhookRequest
-from .mailgun import MailgunSource
-from .mandrill import MandrillSource
-from .postmark import PostmarkSource
-from .sendgrid import SendGridSource
-from .spec_source import SpecSource
-from .stripe import StripeSource
-from .twilio import TwilioSource
+from importlib import import_module
+from typing import Iterator, Mapping
 
-SOURCES: dict[str, Source] = {
-    source.name: source
-    for source in (
-        SpecSource(),
-        SendGridSource(),
-        MailgunSource(),
-        PostmarkSource(),
-        MandrillSource(),
-        TwilioSource(),
-        StripeSource(),
-    )
+from .base import MappedEvent, Rejected, Skipped, Source, SourceSettings, VerifyContext, WebhookRequest
+
+#: Source name -> "module:Class" in this package. A module is imported the first time its source
+#: is used, so a cold start loads only the tool its first webhook comes from (and that tool's
+#: dependencies: `cryptography` is SendGrid's alone).
+REGISTRY: dict[str, str] = {
+    "spec": "spec_source:SpecSource",
+    "sendgrid": "sendgrid:SendGridSource",
+    "mailgun": "mailgun:MailgunSource",
+    "postmark": "postmark:PostmarkSource",
+    "mandrill": "mandrill:MandrillSource",
+    "twilio": "twilio:TwilioSource",
+    "stripe": "stripe:StripeSource",
 }
+
+
+class _Sources(Mapping[str, Source]):
+    """`SOURCES`: a read-only mapping of name -> the one instance of each source, made on first use."""
+
+    def __init__(self, registry: Mapping[str, str]) -> None:
+        self._registry = registry
+        self._instances: dict[str, Source] = {}
+
+    def __getitem__(self, name: str) -> Source:
+        source = self._instances.get(name)
+        if source is None:
+            module, _, class_name = self._registry[name].partition(":")
+            source = self._instances.setdefault(name, getattr(import_module(f"{__name__}.{module}"), class_name)())
+        return source
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._registry)
+
+    def __len__(self) -> int:
+        return len(self._registry)
+
+
+SOURCES: Mapping[str, Source] = _Sources(REGISTRY)
 
 
 def get_source(name: str) -> Source | None:
@@ -30,6 +50,7 @@ def get_source(name: str) -> Source | None:
 
 
 __all__ = [
+    "REGISTRY",
     "SOURCES",
     "MappedEvent",
     "Rejected",

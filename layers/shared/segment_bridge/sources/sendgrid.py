@@ -8,16 +8,18 @@ re-serialized JSON would not verify). The key is the one SendGrid shows: base64 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import SecretStr, field_validator
 
 from ..errors import MalformedRequest
 from ..signatures import check_ecdsa_signature, check_timestamp, load_ec_public_key
 from . import email
 from .base import MappedEvent, Rejected, Skipped, Source, SourceSettings, VerifyContext, WebhookRequest, load_json
-from .mapping import EventTable, ToolEvent, as_list, custom_user_id, event_key, first_text, flag, from_unix, text
+from .mapping import EventTable, as_list, custom_user_id, event_key, flag, from_unix, text, text_fields, tool_message
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 SIGNATURE_HEADER = "x-twilio-email-event-webhook-signature"
 TIMESTAMP_HEADER = "x-twilio-email-event-webhook-timestamp"
@@ -46,6 +48,22 @@ EVENTS = EventTable(
 #: Only on these is `ip`/`useragent` the recipient's; on delivery events `ip` is SendGrid's
 #: sending IP, which must not become the user's `context.ip`.
 RECIPIENT_ACTIONS = frozenset({"open", "click", "spamreport", "unsubscribe", "group_unsubscribe", "group_resubscribe"})
+
+#: Email spec property <- the SendGrid field(s) that carry it (the first with text wins), in the
+#: order of `email.EmailFields.properties()` (the spec's own fields, then SendGrid's extras).
+#: A table rather than an `EmailFields` per event: a SendGrid webhook carries up to thousands.
+PROPERTIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("email_id", ("sg_message_id",)),
+    ("campaign_id", ("marketing_campaign_id", "singlesend_id")),
+    ("campaign_name", ("marketing_campaign_name", "singlesend_name")),
+    ("list_id", ("asm_group_id",)),
+    ("reason", ("reason",)),
+    ("status", ("status",)),
+    ("bounce_type", ("type",)),
+    ("bounce_classification", ("bounce_classification",)),
+)
+#: Click events also carry the link, in its place among the spec's fields.
+CLICK_PROPERTIES = PROPERTIES[:3] + (("link_url", ("url",)),) + PROPERTIES[3:]
 
 
 class SendGridSettings(SourceSettings):
@@ -92,32 +110,28 @@ class SendGridSource(Source):
         kind = str(event["event"])
         if kind == "bounce" and event.get("type") == "blocked":
             kind = "bounce/blocked"
+        name = EVENTS.resolve(kind, settings)
+        if isinstance(name, Skipped):
+            return name
+        properties = text_fields(event, CLICK_PROPERTIES if kind == "click" else PROPERTIES)
+        machine_open = flag(event.get("sg_machine_open"))
+        if machine_open is not None:
+            properties["machine_open"] = machine_open
+        tags = as_list(event.get("category"))
+        if tags:
+            properties["tags"] = tags
         recipient_action = kind in RECIPIENT_ACTIONS
-        tool_event = ToolEvent(
+        event_id = event.get("sg_event_id")
+        return tool_message(
+            {"type": "track", "event": name, "properties": properties},
             tool=self.name,
             kind=kind,
-            tool_id=text(event.get("sg_event_id")),
+            tool_id=text(event_id),
             # The type is part of the key: SendGrid's own sample reuses one sg_event_id for all types.
-            key=event_key(event.get("sg_event_id"), kind),
+            key=event_key(event_id, kind),
             timestamp=from_unix(event.get("timestamp")),
             user_id=custom_user_id(event, settings),  # custom args arrive as top-level keys
             email=text(event.get("email")),
             ip=text(event.get("ip")) if recipient_action else None,
             user_agent=text(event.get("useragent")) if recipient_action else None,
         )
-        fields = email.EmailFields(
-            email_id=text(event.get("sg_message_id")),
-            campaign_id=first_text(event.get("marketing_campaign_id"), event.get("singlesend_id")),
-            campaign_name=first_text(event.get("marketing_campaign_name"), event.get("singlesend_name")),
-            link_url=text(event.get("url")) if kind == "click" else None,
-            list_id=text(event.get("asm_group_id")),
-            extra={
-                "reason": text(event.get("reason")),
-                "status": text(event.get("status")),
-                "bounce_type": text(event.get("type")),
-                "bounce_classification": text(event.get("bounce_classification")),
-                "machine_open": flag(event.get("sg_machine_open")),
-                "tags": as_list(event.get("category")),
-            },
-        )
-        return EVENTS.track(tool_event, fields.properties(), settings)
