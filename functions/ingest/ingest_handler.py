@@ -24,7 +24,7 @@ from segment_bridge.ingest import Ingestor
 from segment_bridge.observability import logger, metrics
 from segment_bridge.review import OUTCOMES, ConformanceReviewer
 from segment_bridge.sources import WebhookRequest, get_source
-from segment_bridge.tenants import SecretsManagerTenants, is_valid_tenant_id
+from segment_bridge.tenants import TENANT_ID_RULE, SecretsManagerTenants, is_valid_tenant_id
 
 app = APIGatewayRestResolver()
 WEBHOOK_ROUTE = "/v1/webhooks/<source>/<tenant>"
@@ -95,7 +95,7 @@ def probe_webhook(source: str, tenant: str) -> Response:
     if known is None or "HEAD" not in known.probe_methods:
         return json_response(405, {"message": "HEAD is not supported for this source; POST webhooks here"})
     if not is_valid_tenant_id(tenant):  # the same syntax POST enforces; no lookup either way
-        return json_response(400, {"message": "tenant id must be 1-64 characters: letters, digits, '-' or '_'"})
+        return json_response(400, {"message": TENANT_ID_RULE})
     return Response(status_code=200, content_type="text/plain", body="")
 
 

@@ -53,7 +53,7 @@ def test_invalid_documents_and_ids_are_refused_before_writing() -> None:
     no_key = CliRunner().invoke(main, ["tenants", "put", "acme", "--region", "us"])
     assert no_key.exit_code != 0 and "write_key" in no_key.output
     bad_id = CliRunner().invoke(main, ["tenants", "put", "../etc", "--write-key", KEY])
-    assert bad_id.exit_code != 0 and "tenant ids" in bad_id.output
+    assert bad_id.exit_code != 0 and "tenant id must be" in bad_id.output
     assert boto3.client("secretsmanager").list_secrets()["SecretList"] == []
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from segment_bridge.tenants import TenantConfig, is_valid_tenant_id, secret_name
+from segment_bridge.tenants import TENANT_ID_RULE, TenantConfig, is_valid_tenant_id, secret_name
 
 
 def _client() -> Any:
@@ -25,7 +25,7 @@ def _client() -> Any:
 
 def _check_tenant(tenant: str) -> str:
     if not is_valid_tenant_id(tenant):
-        raise click.BadParameter("tenant ids are 1-64 characters: letters, digits, '-' or '_'")
+        raise click.BadParameter(TENANT_ID_RULE)
     return tenant
 
 

@@ -38,7 +38,7 @@ from . import safe_json
 from .config import Settings
 from .errors import BridgeError, MalformedRequest, PayloadTooLarge, ServiceUnavailable, Unauthorized, UnsupportedCallType
 from .identity import MAX_ID_LENGTH, IdentityWriter, Stamp, WriteOutcome, lookup_key
-from .tenants import TenantConfig, TenantDirectory, is_valid_tenant_id, load_tenant
+from .tenants import TENANT_ID_RULE, TenantConfig, TenantDirectory, is_valid_tenant_id, load_tenant
 
 SUPPORTED_TYPES = ("identify", "group", "alias", "track", "page", "screen", "delete")
 #: How long a deletion's tombstone outlives it: well past Segment's 4 h retry window.
@@ -299,7 +299,7 @@ class DestinationService:
         if len(request.body) > self.settings.max_body_bytes:
             raise PayloadTooLarge(f"body exceeds {self.settings.max_body_bytes} bytes; lower the batch size")
         if not is_valid_tenant_id(request.tenant):
-            raise MalformedRequest("tenant id must be 1-64 characters: letters, digits, '-' or '_'")
+            raise MalformedRequest(TENANT_ID_RULE)
         provided = api_key_from_basic(request.authorization)
         if provided is None:
             raise Unauthorized(UNAUTHORIZED_MESSAGE)

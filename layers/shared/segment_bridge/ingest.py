@@ -26,7 +26,7 @@ from .normalize import Integration, NormalizedMessage, normalize
 from .queue_format import pack_queue_bodies
 from .review import Review
 from .sources import MappedEvent, Rejected, Skipped, Source, SourceSettings, VerifyContext, WebhookRequest, get_source
-from .tenants import TenantConfig, TenantDirectory, is_valid_tenant_id, load_tenant
+from .tenants import TENANT_ID_RULE, TenantConfig, TenantDirectory, is_valid_tenant_id, load_tenant
 
 
 class MessageReviewer(Protocol):
@@ -95,7 +95,7 @@ class Ingestor:
         if source is None:
             raise UnknownSource(f"unknown source {request.source[:64]!r}; use one of the documented sources")
         if not is_valid_tenant_id(request.tenant):
-            raise MalformedRequest("tenant id must be 1-64 characters: letters, digits, '-' or '_'")
+            raise MalformedRequest(TENANT_ID_RULE)
         return source
 
     def authenticate(self, request: WebhookRequest, source: Source) -> tuple[TenantConfig, SourceSettings]:

@@ -22,6 +22,9 @@ from .errors import TenantConfigError
 #: slashes (so no path games in `{prefix}/tenants/{tenant}`), bounded length.
 TENANT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
+#: What a caller is told when a tenant id fails the pattern (the same words on every route and the CLI).
+TENANT_ID_RULE = "tenant id must be 1-64 characters: letters, digits, '-' or '_'"
+
 Region = Literal["us", "eu"]
 
 
