@@ -8,7 +8,6 @@ no test sees another's AWS objects.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -88,12 +87,9 @@ def identity_table(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def put_tenant(tenant: str, secret: dict[str, Any]) -> None:
-    client = boto3.client("secretsmanager")
-    name = f"segment-bridge/tenants/{tenant}"
-    try:
-        client.create_secret(Name=name, SecretString=json.dumps(secret))
-    except client.exceptions.ResourceExistsException:
-        client.put_secret_value(SecretId=name, SecretString=json.dumps(secret))
+    from segment_bridge_tools.local_stack import put_tenant_secret
+
+    put_tenant_secret(tenant, secret)
 
 
 def receive_all(queue_url: str) -> list[dict[str, Any]]:

@@ -183,14 +183,7 @@ class LocalStack:
                                      "destination": {"api_key": cfg.destination_api_key}})
 
     def put_tenant(self, tenant: str, document: dict[str, Any]) -> None:
-        import boto3
-
-        client = boto3.client("secretsmanager")
-        name = f"segment-bridge/tenants/{tenant}"
-        try:
-            client.create_secret(Name=name, SecretString=json.dumps(document))
-        except client.exceptions.ResourceExistsException:
-            client.put_secret_value(SecretId=name, SecretString=json.dumps(document))
+        put_tenant_secret(tenant, document)
 
     # -- helpers --------------------------------------------------------------------------
     @property
@@ -251,6 +244,20 @@ def clear_caches() -> None:
         module = sys.modules.get(module_name)
         if module is not None:
             getattr(module, getter).cache_clear()
+
+
+def put_tenant_secret(tenant: str, document: dict[str, Any], prefix: str = "segment-bridge") -> None:
+    """Create or replace a tenant's secret as written (no validation: tests also store broken ones)."""
+    import boto3
+
+    from segment_bridge.tenants import secret_name
+
+    client = boto3.client("secretsmanager")
+    name, value = secret_name(prefix, tenant), json.dumps(document)
+    try:
+        client.create_secret(Name=name, SecretString=value)
+    except client.exceptions.ResourceExistsException:
+        client.put_secret_value(SecretId=name, SecretString=value)
 
 
 def create_identity_table(dynamodb: Any, name: str) -> None:

@@ -16,7 +16,7 @@ from typing import Any, Callable, ClassVar, Literal, Mapping
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .. import safe_json
-from ..errors import Unauthorized
+from ..errors import MalformedRequest, Unauthorized
 from ..tenants import TenantConfig
 
 
@@ -118,3 +118,14 @@ class Source(ABC):
 def load_json(body: bytes | str, what: str = "body") -> Any:
     """Parse an untrusted JSON body: invalid JSON and nesting beyond MAX_JSON_DEPTH are a 400."""
     return safe_json.loads(body, what)
+
+
+def load_one_object(body: bytes | str, expected: str) -> list[Any]:
+    """A body that is a single JSON object (one event per request), as a one-event list.
+
+    `expected` describes the tool's format for the 400 a body of another shape gets.
+    """
+    payload = load_json(body)
+    if not isinstance(payload, dict):
+        raise MalformedRequest(f"body must be {expected}")
+    return [payload]

@@ -10,10 +10,9 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from ..errors import MalformedRequest
 from ..signatures import check_basic_auth
 from . import email
-from .base import MappedEvent, Rejected, Skipped, Source, SourceSettings, VerifyContext, WebhookRequest, load_json
+from .base import MappedEvent, Rejected, Skipped, Source, SourceSettings, VerifyContext, WebhookRequest, load_one_object
 from .mapping import EventTable, ToolEvent, as_list, custom_user_id, dig, event_key, first_text, text
 
 EVENTS = EventTable(
@@ -58,10 +57,7 @@ class PostmarkSource(Source):
         check_basic_auth(request.header("authorization"), settings.username, settings.password.get_secret_value())
 
     def parse(self, request: WebhookRequest) -> list[Any]:
-        record = load_json(request.body)
-        if not isinstance(record, dict):
-            raise MalformedRequest('body must be one Postmark webhook object with a "RecordType"')
-        return [record]
+        return load_one_object(request.body, 'one Postmark webhook object with a "RecordType"')
 
     def map_event(self, event: Any, settings: SourceSettings) -> MappedEvent | Skipped:
         if not isinstance(event, dict) or text(event.get("RecordType")) is None:

@@ -14,9 +14,8 @@ from typing import Any, Callable
 
 from pydantic import SecretStr
 
-from ..errors import MalformedRequest
 from ..signatures import check_timestamped_hmac
-from .base import MappedEvent, Rejected, Skipped, Source, SourceSettings, VerifyContext, WebhookRequest, load_json
+from .base import MappedEvent, Rejected, Skipped, Source, SourceSettings, VerifyContext, WebhookRequest, load_one_object
 from .mapping import (
     EventTable,
     ToolEvent,
@@ -69,10 +68,7 @@ class StripeSource(Source):
                                request.body, ctx.tolerance_seconds, ctx.clock)
 
     def parse(self, request: WebhookRequest) -> list[Any]:
-        event = load_json(request.body)
-        if not isinstance(event, dict):
-            raise MalformedRequest("body must be one Stripe Event object")
-        return [event]
+        return load_one_object(request.body, "one Stripe Event object")
 
     def map_event(self, event: Any, settings: SourceSettings) -> MappedEvent | Skipped:
         if not isinstance(event, dict) or text(event.get("type")) is None:
