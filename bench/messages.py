@@ -180,14 +180,18 @@ def prepare(n: int, directory: Any, log: Any = lambda line: None) -> dict[str, A
     """The forwarding benchmark's inputs for `n` messages, generated once and cached in `directory`.
 
     Returns paths of pickles of the SQS records (for the forwarder) and of the analytics-python
-    calls, and the messages' mean size. The cache key covers N, the seed and this file's code.
+    calls, and the messages' mean size. The cache key covers N, the seed, this file's code and
+    the queue format's (the records are packed by it).
     """
     import hashlib
     import os
     import pickle
     from pathlib import Path
 
-    digest = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+    from segment_bridge import queue_format
+
+    code = Path(__file__).read_bytes() + Path(queue_format.__file__).read_bytes()
+    digest = hashlib.sha256(code).hexdigest()[:12]
     base = Path(directory) / f"forward-{n}-{SEED}-{digest}"
     meta_path = base.with_suffix(".json")
     if meta_path.exists():

@@ -16,7 +16,6 @@ import base64
 import gzip
 import re
 import signal
-import socket
 import sys
 import threading
 import time
@@ -37,12 +36,6 @@ class CountingSink(SegmentSink):
         base = self.server.RequestHandlerClass
 
         class Handler(base):  # type: ignore[misc, valid-type]
-            def setup(self) -> None:
-                super().setup()
-                # http.server writes the headers and the body in two sends; with Nagle on, the body
-                # waits for the client's delayed ACK (~40 ms per request on loopback).
-                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
             def do_GET(self) -> None:
                 if self.path == "/_sink/stats":
                     self._send(200, sink.stats())
@@ -83,12 +76,7 @@ class CountingSink(SegmentSink):
         statuses: dict[str, int] = {}
         for r in requests:
             statuses[str(r.status)] = statuses.get(str(r.status), 0) + 1
-        times = sorted(r.received_at for r in requests)
-        peak, start = 0, 0
-        for end, t in enumerate(times):  # most requests that arrived within any 1-second window
-            while t - times[start] >= 1.0:
-                start += 1
-            peak = max(peak, end - start + 1)
+        peak = self.max_requests_in_window(1.0)
         return {
             "requests": len(requests),
             "statuses": statuses,

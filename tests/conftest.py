@@ -105,5 +105,12 @@ def receive_all(queue_url: str) -> list[dict[str, Any]]:
             {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
 
 
+def queued_body(tenant: str, messages: list[dict[str, Any]], source: str = "spec") -> str:
+    """A queue message as ingest writes it (the current format version)."""
+    from segment_bridge.queue_format import queue_body
+
+    return queue_body(tenant, source, [json.dumps(m, ensure_ascii=False, separators=(",", ":")) for m in messages])
+
+
 def load_fixture(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()

@@ -1,7 +1,12 @@
 """SQS -> Lambda: hand the batch to the `Forwarder`, report per-record failures to SQS.
 
-Delivery is decided for the whole batch at once (messages are grouped by tenant across records),
-then Powertools' BatchProcessor turns that decision into the `batchItemFailures` response.
+Delivery is decided for the whole batch at once (messages are grouped by tenant across records,
+so no record is processed on its own), and the handler only turns that decision into the partial
+batch response. Powertools' BatchProcessor is built for a handler per record; here it would only
+format `batchItemFailures`, and importing it (asyncio for its async processor, every event data
+class) was a sixth of this function's cold start (docs/benchmarks.md). Its contract is kept:
+failed records are reported by id, and a batch where nothing was delivered fails the invocation,
+so SQS retries it and the event source mapping backs off while Segment is down.
 """
 
 from __future__ import annotations
@@ -10,8 +15,6 @@ from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from segment_bridge.aws import SqsDeadLetterQueue
@@ -23,8 +26,8 @@ from segment_bridge.segment_client import SegmentClient
 from segment_bridge.tenants import SecretsManagerTenants
 
 
-class RecordNotDelivered(Exception):
-    """Raised for a record the forwarder could not deliver, so SQS retries it."""
+class BatchNotDelivered(Exception):
+    """No record of the batch was delivered: the invocation fails and SQS retries all of it."""
 
 
 @lru_cache(maxsize=1)
@@ -70,11 +73,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     records = [to_queued_record(r) for r in event.get("Records", [])]
     report = get_forwarder().forward(records, Deadline.from_lambda_context(context))
     record_metrics(report)
+    return partial_batch_response(records, report)
 
-    def check_record(record: SQSRecord) -> None:
-        reason = report.failed.get(record.message_id)
-        if reason is not None:
-            raise RecordNotDelivered(reason)
 
-    processor = BatchProcessor(event_type=EventType.SQS)
-    return process_partial_response(event=event, record_handler=check_record, processor=processor, context=context)
+def partial_batch_response(records: list[QueuedRecord], report: ForwardReport) -> dict[str, Any]:
+    """`batchItemFailures` for the records to retry; raises when that is every record (see module doc)."""
+    failed = [r.record_id for r in records if r.record_id in report.failed]
+    if records and len(failed) == len(records):
+        reasons = sorted({report.failed[r] for r in failed})
+        raise BatchNotDelivered(f"all {len(records)} records failed; SQS retries them: " + "; ".join(reasons[:3]))
+    return {"batchItemFailures": [{"itemIdentifier": record_id} for record_id in failed]}

@@ -20,7 +20,7 @@ import boto3
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from segment_bridge.limits import MAX_RESPONSE_BYTES
-from segment_bridge.queue_format import QueuedBatch
+from segment_bridge.queue_format import read_body
 from segment_bridge_tools.lambda_events import LocalLambdaContext
 from segment_bridge_tools.signing import public_key_base64, sign
 from tests.conftest import put_tenant, reset_caches, tenant_secret
@@ -156,7 +156,7 @@ class Harness:
             if not batch:
                 return count
             for message in batch:
-                count += len(QueuedBatch.model_validate_json(message["Body"]).messages)
+                count += len(read_body(message["Body"]).messages)
             self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
 

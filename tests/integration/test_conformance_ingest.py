@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from segment_bridge.queue_format import QueuedBatch
+from segment_bridge.queue_format import read_body
 from segment_bridge.signatures import sign_timestamped
 from segment_bridge_tools.lambda_events import LocalLambdaContext, api_gateway_event
 from tests.conftest import SIGNING_SECRET, TENANT, put_tenant, receive_all, tenant_secret
@@ -32,7 +32,7 @@ def policy(**conformance: Any) -> None:
 
 
 def forwarded(queue_url: str) -> list[dict[str, Any]]:
-    return [m for raw in receive_all(queue_url) for m in QueuedBatch.model_validate_json(raw["Body"]).messages]
+    return [m for raw in receive_all(queue_url) for m in read_body(raw["Body"]).messages]
 
 
 def metrics(capsys: pytest.CaptureFixture[str]) -> dict[str, float]:

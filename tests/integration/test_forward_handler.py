@@ -10,7 +10,8 @@ import pytest
 
 from segment_bridge_tools.lambda_events import LocalLambdaContext, sqs_event
 from segment_bridge_tools.sink import SegmentSink
-from tests.conftest import TENANT, WRITE_KEY, put_tenant, receive_all, reset_caches, tenant_secret
+from segment_bridge.queue_format import read_body
+from tests.conftest import TENANT, WRITE_KEY, put_tenant, queued_body, receive_all, reset_caches, tenant_secret
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ def record(record_id: str, tenant: str, count: int = 2, receive_count: int = 1, 
          "properties": {"total": i}, "context": {"integration": {"name": "acme-tool", "version": "1.0.0"}}}
         for i in range(start, start + count)
     ]
-    body = json.dumps({"v": 1, "tenant": tenant, "source": "spec", "messages": messages})
+    body = queued_body(tenant, messages)
     return {"MessageId": record_id, "ReceiptHandle": record_id, "Body": body,
             "Attributes": {"ApproximateReceiveCount": str(receive_count)}}
 
@@ -87,12 +88,34 @@ def test_only_the_failed_tenants_records_are_reported(sink: SegmentSink) -> None
     assert sum(r.message_count for r in sink.snapshot()) == 4
 
 
+def test_a_batch_with_nothing_delivered_fails_the_invocation(sink: SegmentSink) -> None:
+    """Every record failed: the invocation raises, so SQS retries the batch and the event source
+    mapping backs off (what Powertools' BatchProcessor does), with the reasons and no secret."""
+    import forward_handler
+
+    put_tenant("broken", {"write_key": "k-secret-broken", "region": "nowhere"})
+    with pytest.raises(forward_handler.BatchNotDelivered, match="all 2 records failed") as raised:
+        invoke(record("bad-1", "broken"), record("bad-2", "ghost"))
+    assert "ghost" in str(raised.value) and "k-secret-broken" not in str(raised.value)
+    assert sink.snapshot() == []
+
+
+def test_a_version_1_record_from_an_earlier_deployment_is_delivered(sink: SegmentSink) -> None:
+    message = {"type": "track", "userId": "u1", "event": "Order Completed", "messageId": "old-1",
+               "properties": {"total": 1}, "context": {"integration": {"name": "acme-tool", "version": "1.0.0"}}}
+    old = {"MessageId": "v1", "ReceiptHandle": "v1", "Attributes": {"ApproximateReceiveCount": "1"},
+           "Body": json.dumps({"v": 1, "tenant": TENANT, "source": "spec", "messages": [message]})}
+    assert failures(invoke(old, record("r1", TENANT))) == set()
+    [request] = sink.snapshot()
+    assert request.messages[0] == message and request.message_count == 3
+
+
 def test_unknown_tenant_fails_then_dead_letters_on_the_last_receive(sink: SegmentSink, aws: dict[str, str]) -> None:
     assert failures(invoke(record("r1", "ghost"), record("r2", TENANT))) == {"r1"}
     assert receive_all(aws["dlq_url"]) == []
     assert failures(invoke(record("r1", "ghost", receive_count=3))) == set()
     [dead] = receive_all(aws["dlq_url"])
-    assert json.loads(dead["Body"])["tenant"] == "ghost"
+    assert read_body(dead["Body"]).tenant == "ghost"
     assert "ghost" in dead["MessageAttributes"]["reason"]["StringValue"]
     assert dead["MessageAttributes"]["tenant"]["StringValue"] == "ghost"
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from segment_bridge.queue_format import QueuedBatch
+from segment_bridge.queue_format import read_body
 from segment_bridge_tools.lambda_events import LocalLambdaContext, api_gateway_event
 from segment_bridge_tools.signing import demo_source_settings, sign
 from tests.conftest import DESTINATION_API_KEY, SIGNING_SECRET, TENANT, load_fixture, put_tenant, receive_all, tenant_secret
@@ -44,7 +44,7 @@ def sendgrid_webhook(body: bytes = SENDGRID_EVENTS) -> tuple[int, dict[str, Any]
 
 
 def forwarded(queue_url: str) -> list[dict[str, Any]]:
-    return [m for raw in receive_all(queue_url) for m in QueuedBatch.model_validate_json(raw["Body"]).messages]
+    return [m for raw in receive_all(queue_url) for m in read_body(raw["Body"]).messages]
 
 
 IDENTIFY = {"type": "identify", "userId": "user-1001", "messageId": "seg-1", "timestamp": "2026-11-20T09:00:00Z",

@@ -10,7 +10,7 @@ from segment_bridge.forwarding import Forwarder, QueuedRecord
 from segment_bridge.ratelimit import RateLimiter
 from segment_bridge.segment_client import SendOutcome
 from segment_bridge.tenants import SecretsManagerTenants
-from tests.conftest import TENANT, put_tenant, tenant_secret
+from tests.conftest import TENANT, put_tenant, queued_body, tenant_secret
 
 TTL_SECONDS = 1
 
@@ -35,7 +35,7 @@ class NoDLQ:
 
 def record(n: int) -> QueuedRecord:
     message = {"type": "track", "userId": "u", "event": "E", "messageId": f"m{n}"}
-    return QueuedRecord(f"r{n}", json.dumps({"v": 1, "tenant": TENANT, "source": "spec", "messages": [message]}))
+    return QueuedRecord(f"r{n}", queued_body(TENANT, [message]))
 
 
 def test_rotated_key_and_moved_region_are_used_after_the_ttl(aws: dict[str, str]) -> None:

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from segment_bridge.queue_format import QueuedBatch
+from segment_bridge.queue_format import read_body
 from segment_bridge_tools.lambda_events import LocalLambdaContext, api_gateway_event
 from segment_bridge_tools.make_events import EVENTS_DIR, build_event
 from segment_bridge_tools.signing import demo_source_settings, sign
@@ -82,7 +82,7 @@ def test_signed_webhook_is_accepted_and_enqueued(tenant: dict[str, str], source:
     assert status == 202, response
     assert response["accepted"] == accepted and len(response.get("skipped", [])) == skipped
     assert response["rejected"] == []
-    batches = [QueuedBatch.model_validate_json(m["Body"]) for m in receive_all(tenant["queue_url"])]
+    batches = [read_body(m["Body"]) for m in receive_all(tenant["queue_url"])]
     assert {b.source for b in batches} == {source} and {b.tenant for b in batches} == {TENANT}
     queued = [m for b in batches for m in b.messages]
     assert [m["messageId"] for m in queued] == response["messageIds"]

@@ -16,6 +16,7 @@ from bench.common import Section
 from bench.messages import (FORWARD_BATCH_SIZE, INVOKE_PAYLOAD_BYTES, SIZE_MAX, SIZE_MIN, analytics_calls, invocations,
                             spec_messages, sqs_records)
 from bench.sink_process import CountingSink
+from segment_bridge.queue_format import FORMAT_VERSION, read_body
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,9 +28,11 @@ def test_messages_are_deterministic_realistic_and_packed_like_ingest() -> None:
     assert all(json.loads(m.json) == m.message for m in messages)
     assert len({m.message["messageId"] for m in messages}) == 300
     records = sqs_records(messages, events=50)
-    bodies = [json.loads(r["Body"]) for r in records]
-    assert sum(len(b["messages"]) for b in bodies) == 300
-    assert all(b["v"] == 1 and b["source"] == "spec" for b in bodies)
+    bodies = [read_body(r["Body"]) for r in records]
+    by_id = {m.message["messageId"]: m.message for m in messages}
+    queued = [m for b in bodies for m in b.messages]
+    assert len(queued) == 300 and all(by_id[m["messageId"]] == m for m in queued)
+    assert all(b.v == FORMAT_VERSION and b.source == "spec" for b in bodies)
     groups = invocations(records, batch_size=4)
     assert [r["MessageId"] for g in groups for r in g] == [r["MessageId"] for r in records]
     assert all(len(g) <= 4 and sum(len(json.dumps(r)) for r in g) < INVOKE_PAYLOAD_BYTES for g in groups)

@@ -36,11 +36,11 @@ class FakeSegment:
         return SendOutcome(200)
 
 
-def entries(count: int, size: int = 1) -> list[tuple[int, str, str, int]]:
+def entries(count: int, size: int = 1) -> list[tuple[int, str, int]]:
     out = []
     for i in range(count):
         encoded = json.dumps({"type": "track", "messageId": f"m{i}", "pad": "x" * size})
-        out.append((i, f"m{i}", encoded, len(encoded)))
+        out.append((i, encoded, len(encoded)))
     return out
 
 

@@ -6,7 +6,6 @@ Clients are created lazily (a boto3 client made before moto starts is not mocked
 
 from __future__ import annotations
 
-import json
 import time
 from functools import lru_cache
 from typing import Any, Protocol
@@ -97,7 +96,3 @@ class SqsDeadLetterQueue(_SqsAdapter):
             MessageBody=body,
             MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attrs.items() if v},
         )
-
-
-def encode_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -25,7 +25,6 @@ ENVELOPE_BYTES = len(_PREFIX) + len(_SUFFIX_TEMPLATE.format("2026-01-01T00:00:00
 class Batch(Generic[Owner]):
     items: list[str] = field(default_factory=list)
     owners: list[Owner] = field(default_factory=list)
-    message_ids: list[str] = field(default_factory=list)
     #: Bytes of the request body once wrapped (items, commas and envelope).
     size: int = ENVELOPE_BYTES
     #: UTF-8 size of each item, so halves can be sized without re-encoding.
@@ -47,22 +46,21 @@ class Batch(Generic[Owner]):
         return Batch(
             items=self.items[start:stop],
             owners=self.owners[start:stop],
-            message_ids=self.message_ids[start:stop],
             size=ENVELOPE_BYTES + sum(sizes) + max(0, len(sizes) - 1),
             sizes=sizes,
         )
 
 
 def pack_batches(
-    items: Iterable[tuple[Owner, str, str, int]],
+    items: Iterable[tuple[Owner, str, int]],
     *,
     max_bytes: int = BATCH_TARGET_BYTES,
     max_messages: int = MAX_BATCH_MESSAGES,
 ) -> list[Batch[Owner]]:
-    """`items` are `(owner, message_id, json, utf8_size)`; returns batches in input order."""
+    """`items` are `(owner, json, utf8_size)`; returns batches in input order."""
     batches: list[Batch[Owner]] = []
     current: Batch[Owner] = Batch()
-    for owner, message_id, encoded, size in items:
+    for owner, encoded, size in items:
         extra = size + (1 if current.items else 0)
         if current.items and (current.size + extra > max_bytes or len(current.items) >= max_messages):
             batches.append(current)
@@ -70,7 +68,6 @@ def pack_batches(
             extra = size
         current.items.append(encoded)
         current.owners.append(owner)
-        current.message_ids.append(message_id)
         current.sizes.append(size)
         current.size += extra
     if current.items:

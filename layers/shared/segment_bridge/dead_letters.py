@@ -1,6 +1,6 @@
 """What a dead-letter queue message looks like, written by the forwarder and read by `segment-bridge dlq`.
 
-Body: the main queue's own format, `{"v":1,"tenant","source","messages":[...]}`, holding only the
+Body: the main queue's own format (queue_format.py: a header line, one message per line), holding only the
 messages that were not delivered, so a redrive sends it back to the main queue unchanged and the
 messages keep their messageIds (Segment drops any that had arrived after all).
 Message attributes say why: `reason`, `status` (Segment's HTTP status, absent without an answer),
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from .delivery import MessageOutcome, Verdict
-from .queue_format import QueuedBatch, queue_body
+from .queue_format import RawBatch, UnreadableBody, queue_body, read_body
 
 #: Reason shown for a message SQS moved on its own (the forwarder crashed or timed out, or
 #: dead-lettering itself failed on the last receive).
@@ -45,12 +45,10 @@ class DeadLetter:
         }
 
 
-def dead_letter_groups(
-    batch: QueuedBatch, encoded: Sequence[str], outcomes: Sequence[MessageOutcome]
-) -> list[DeadLetter]:
+def dead_letter_groups(batch: RawBatch, outcomes: Sequence[MessageOutcome]) -> list[DeadLetter]:
     """One DLQ message per distinct (status, reason) among a record's undelivered messages."""
     groups: dict[tuple[int | None, str], list[str]] = {}
-    for message, outcome in zip(encoded, outcomes):
+    for message, outcome in zip(batch.messages, outcomes):
         if outcome.verdict is not Verdict.DELIVERED:
             groups.setdefault((outcome.status, outcome.reason), []).append(message)
     return [
@@ -75,8 +73,8 @@ class DeadLetterView:
 def read_dead_letter(body: str, attributes: Mapping[str, str]) -> DeadLetterView:
     """`attributes` are plain strings (SQS MessageAttributes' StringValue)."""
     try:
-        batch = QueuedBatch.model_validate_json(body)
-    except ValueError:
+        batch = read_body(body)
+    except UnreadableBody:
         return DeadLetterView(attributes.get("tenant", ""), attributes.get("source", ""),
                               attributes.get("reason", MOVED_BY_SQS), attributes.get("status", ""), [], False)
     return DeadLetterView(batch.tenant, batch.source, attributes.get("reason", MOVED_BY_SQS),

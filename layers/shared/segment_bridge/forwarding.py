@@ -25,16 +25,14 @@ from datetime import datetime, timezone
 from functools import partial
 from typing import Callable
 
-from pydantic import ValidationError
-
-from .aws import DeadLetterQueue, encode_json
+from .aws import DeadLetterQueue
 from .batching import pack_batches
 from .config import Settings
 from .dead_letters import DeadLetter, dead_letter_groups
 from .delivery import DeliveryStats, MessageOutcome, TenantDelivery, Verdict
 from .errors import TenantConfigError
 from .observability import logger
-from .queue_format import QueuedBatch
+from .queue_format import RawBatch, UnreadableBody, split_body
 from .ratelimit import RateLimiter, paced_rate
 from .retry import Deadline, RetryPolicy
 from .segment_client import SegmentClient
@@ -78,9 +76,8 @@ class ForwardReport:
 @dataclass
 class _Parsed:
     record: QueuedRecord
-    batch: QueuedBatch
-    #: Each message once, compact JSON: sent to Segment and, if it comes to that, to the DLQ.
-    encoded: list[str]
+    #: Each message once, as its JSON text: sent to Segment and, if it comes to that, to the DLQ.
+    batch: RawBatch
 
 
 def utc_now_iso() -> str:
@@ -117,15 +114,14 @@ class Forwarder:
         by_tenant: dict[str, list[_Parsed]] = defaultdict(list)
         for record in records:
             try:
-                batch = QueuedBatch.model_validate_json(record.body)
-            except ValidationError as exc:
+                batch = split_body(record.body)
+            except UnreadableBody as exc:
                 # Can never succeed: straight to the DLQ, body untouched, with the reason.
-                reason = f"unreadable queue message: {exc.error_count()} validation error(s)"
-                unreadable = DeadLetter(record.body, reason, status=None, tenant="", source="", message_count=0)
+                unreadable = DeadLetter(record.body, str(exc), status=None, tenant="", source="", message_count=0)
                 self._dead_letter(report, record, unreadable)
                 continue
             report.messages_received += len(batch.messages)
-            by_tenant[batch.tenant].append(_Parsed(record, batch, [encode_json(m) for m in batch.messages]))
+            by_tenant[batch.tenant].append(_Parsed(record, batch))
 
         outcomes = self._deliver_tenants(report, by_tenant, deadline)
         for items in by_tenant.values():
@@ -172,10 +168,11 @@ class Forwarder:
             logger.warning("tenant lookup failed", extra={"tenant": tenant_id, "error": type(exc).__name__})
             return _all(items, MessageOutcome(Verdict.FAILED, f"tenant lookup failed: {type(exc).__name__}")), DeliveryStats()
 
-        entries: list[tuple[int, str, str, int]] = []  # owner = the message's index across `items`
+        entries: list[tuple[int, str, int]] = []  # owner = the message's index across `items`
         for parsed in items:
-            for message, encoded in zip(parsed.batch.messages, parsed.encoded):
-                entries.append((len(entries), str(message.get("messageId", "")), encoded, len(encoded.encode("utf-8"))))
+            for encoded in parsed.batch.messages:
+                # ASCII text (the common case, checked in O(1)) is its own UTF-8.
+                entries.append((len(entries), encoded, len(encoded) if encoded.isascii() else len(encoded.encode("utf-8"))))
         post = partial(self.client.post_batch, tenant.region, tenant.write_key.get_secret_value(), prepared=True)
         delivery = TenantDelivery(post, policy=self.policy, deadline=deadline, limiter=self.limiter,
                                   sent_at=self.clock, rng=rng, sleep=self.sleep, prepare=self.client.prepare)
@@ -183,8 +180,9 @@ class Forwarder:
         per_record: dict[str, list[MessageOutcome]] = {}
         index = 0
         for parsed in items:
-            per_record[parsed.record.record_id] = [by_index[i] for i in range(index, index + len(parsed.encoded))]
-            index += len(parsed.encoded)
+            count = len(parsed.batch.messages)
+            per_record[parsed.record.record_id] = [by_index[i] for i in range(index, index + count)]
+            index += count
         return per_record, delivery.stats
 
     # -- settling each record -------------------------------------------------------------
@@ -198,7 +196,7 @@ class Forwarder:
             # now would put them on the DLQ once per receive.
             report.failed[record.record_id] = failure.reason
             return
-        for dead in dead_letter_groups(parsed.batch, parsed.encoded, outcomes):
+        for dead in dead_letter_groups(parsed.batch, outcomes):
             self._dead_letter(report, record, dead)
 
     def _dead_letter(self, report: ForwardReport, record: QueuedRecord, dead: DeadLetter) -> None:
@@ -215,4 +213,4 @@ class Forwarder:
 
 
 def _all(items: list[_Parsed], outcome: MessageOutcome) -> dict[str, list[MessageOutcome]]:
-    return {p.record.record_id: [outcome] * len(p.encoded) for p in items}
+    return {p.record.record_id: [outcome] * len(p.batch.messages) for p in items}
