@@ -18,7 +18,16 @@ from segment_bridge.normalize import Integration, normalize
 from segment_bridge.replay import DynamoDbReplayGuard, InMemoryReplayGuard
 from segment_bridge.signatures import hmac_digest, url_params_payload, url_port_variants
 from segment_bridge.sources import SOURCES, MappedEvent, Rejected, Skipped, SourceSettings
-from segment_bridge.sources.mapping import EventTable, ToolEvent, from_minor_units, from_unix, proper_case
+from segment_bridge.sources.mapping import (
+    SOURCE_EVENT_CONTEXT_KEY,
+    EventTable,
+    ToolEvent,
+    compact,
+    from_minor_units,
+    from_unix,
+    proper_case,
+    tool_message,
+)
 from segment_bridge.tenants import TenantConfig
 
 SKIP = SourceSettings()
@@ -30,6 +39,46 @@ def test_unix_times_become_iso_utc_and_nonsense_becomes_none() -> None:
     assert from_unix("1377075564.094891") == "2013-08-21T08:59:24.094891Z"
     for value in (None, "soon", True, float("nan"), 1e20, [1]):
         assert from_unix(value) is None
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.integers(-10**12, 10**13) | st.floats(allow_nan=True, allow_infinity=True)
+       | st.integers(0, 2 * 10**9).map(str) | st.floats(0, 2e9).map(repr))
+def test_unix_times_of_whole_seconds_format_as_the_datetime_would(value: Any) -> None:
+    """from_unix formats whole seconds with time.strftime; it must equal the datetime formatting."""
+    from datetime import datetime, timezone
+
+    try:
+        expected = datetime.fromtimestamp(float(value), tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    except (TypeError, ValueError, OverflowError, OSError):
+        expected = None
+    assert from_unix(value) == expected
+
+
+def compact_tool_message(body: dict[str, Any], tool: str, kind: str, tool_id: str | None, key: str | None,
+                         timestamp: str | None, user_id: str | None = None, email: str | None = None,
+                         phone: str | None = None, ip: str | None = None, user_agent: str | None = None) -> MappedEvent:
+    """The message shape as `compact` defines it (what `tool_message` spells out field by field)."""
+    recipient = compact({"email": email, "phone": phone})
+    context = compact({"traits": recipient, "ip": ip, "userAgent": user_agent,
+                       SOURCE_EVENT_CONTEXT_KEY: compact({"tool": tool, "type": kind, "id": tool_id})})
+    message = compact({**body, "userId": user_id, "timestamp": timestamp, "context": context})
+    return MappedEvent(message, key, dict(recipient))
+
+
+optional_text = st.none() | st.sampled_from(["", "x", "a@b.co", "0", " "])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.fixed_dictionaries({"type": st.sampled_from(["track", "identify"])},
+                             optional={"event": st.sampled_from(["E", ""]),
+                                       "properties": st.dictionaries(st.sampled_from("abc"), optional_text),
+                                       "traits": st.dictionaries(st.sampled_from("abc"), optional_text)}),
+       st.lists(optional_text, min_size=10, max_size=10))
+def test_tool_message_is_the_compacted_shape(body: dict[str, Any], fields: list[str | None]) -> None:
+    tool, kind = fields[0] or "tool", fields[1] or "kind"
+    args = (tool, kind, *fields[2:])
+    assert tool_message(dict(body), *args) == compact_tool_message(dict(body), *args)
 
 
 @pytest.mark.parametrize("amount,currency,expected", [

@@ -101,6 +101,17 @@ def test_derived_ids_are_pinned() -> None:
     assert derive_anonymous_id("acme", "email", " Person@Example.com ") == "250c5c4f-5889-5655-bfb9-16c2edc8920c"
 
 
+def test_an_event_id_with_a_lone_surrogate_gets_a_stable_id_and_no_crash() -> None:
+    # A tool event id decoded from JSON "\ud800" (valid JSON, invalid Unicode) used to raise
+    # UnicodeEncodeError out of ingest: a 500 for the whole webhook instead of one event's verdict.
+    assert derive_message_id("acme", "sendgrid", "evt\ud800") == derive_message_id("acme", "sendgrid", "evt\ud800")
+    assert derive_message_id("acme", "sendgrid", "evt\ud800") != derive_message_id("acme", "sendgrid", "evt")
+    message = run({"type": "track", "userId": "u1", "event": "Email Opened"}, key="evt\ud800")
+    assert message.message_id.startswith("spec-")
+    with pytest.raises(Rejected, match="invalid Unicode"):
+        run({"type": "track", "userId": "u1", "event": "Email Opened", "properties": {"id": "evt\ud800"}}, key="evt\ud800")
+
+
 def test_content_derived_message_id_follows_the_content() -> None:
     a = run({"type": "track", "userId": "u", "event": "E", "properties": {"x": 1}}).message_id
     b = run({"properties": {"x": 1}, "event": "E", "userId": "u", "type": "track"}).message_id
@@ -170,11 +181,11 @@ def test_any_json_object_is_either_normalized_or_rejected(fields: dict, call_typ
 def test_timestamp_text_matches_formatting_the_parsed_datetime(raw: object) -> None:
     # normalize() copies "...Z" timestamps as text instead of formatting the parsed datetime;
     # both must give the same string for every input pydantic accepts.
-    from segment_bridge.normalize import _MESSAGE, _timestamp_text
-    from segment_bridge.spec import format_timestamp
+    from segment_bridge.spec import format_timestamp, message_adapter, message_fields
 
-    parsed = _MESSAGE.validate_python({"type": "track", "userId": "u", "event": "E", "timestamp": raw}).timestamp
-    assert _timestamp_text(raw, parsed) == format_timestamp(parsed)
+    message = {"type": "track", "userId": "u", "event": "E", "timestamp": raw}
+    parsed = message_adapter().validate_python(message).timestamp
+    assert message_fields(message).timestamp == format_timestamp(parsed)
     assert run({"type": "track", "userId": "u", "event": "E", "timestamp": raw}).message["timestamp"] == (
         format_timestamp(parsed))
 
@@ -182,10 +193,26 @@ def test_timestamp_text_matches_formatting_the_parsed_datetime(raw: object) -> N
 @settings(max_examples=300, deadline=None)
 @given(st.datetimes(), st.integers(min_value=0, max_value=7))
 def test_timestamp_text_matches_formatting_for_any_utc_z_timestamp(moment: datetime, digits: int) -> None:
-    from segment_bridge.normalize import _MESSAGE, _timestamp_text
-    from segment_bridge.spec import format_timestamp
+    from segment_bridge.spec import format_timestamp, message_adapter, message_fields
 
     fraction = ("." + f"{moment.microsecond:06d}0"[:digits]) if digits else ""  # 7 digits: more than pydantic keeps
     raw = f"{moment.year:04d}-" + moment.strftime("%m-%dT%H:%M:%S") + fraction + "Z"
-    parsed = _MESSAGE.validate_python({"type": "track", "userId": "u", "event": "E", "timestamp": raw}).timestamp
-    assert _timestamp_text(raw, parsed) == format_timestamp(parsed)
+    message = {"type": "track", "userId": "u", "event": "E", "timestamp": raw}
+    parsed = message_adapter().validate_python(message).timestamp
+    assert message_fields(message).timestamp == format_timestamp(parsed)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), json_values | st.sampled_from([float("nan"), float("inf"), "\ud800"]),
+                       max_size=6))
+def test_the_prebuilt_encoder_is_json_dumps_with_the_same_options(value: dict) -> None:
+    from segment_bridge.normalize import _encode
+
+    def outcome(encode) -> str:
+        try:
+            return "ok " + encode(value)
+        except (TypeError, ValueError) as exc:
+            return f"{type(exc).__name__} {exc}"
+
+    assert outcome(_encode) == outcome(
+        lambda v: json.dumps(v, ensure_ascii=False, separators=(",", ":"), allow_nan=False))

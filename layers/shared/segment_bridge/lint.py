@@ -11,14 +11,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from .catalog import CATALOG
 from .conformance import Finding, check_message, quote
 from .normalize import describe_validation_error
-from .spec import CALL_TYPES, AnyMessage
+from .spec import CALL_TYPES, message_adapter
 
-_MESSAGE = TypeAdapter(AnyMessage)
 #: Segment's partner docs: the slugified tool name, and a version starting at 1.0.0.
 INTEGRATION_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 INTEGRATION_VERSION = re.compile(r"\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?")
@@ -37,7 +36,7 @@ def lint_message(message: Any, *, allow_anonymous: bool = False) -> list[Finding
     findings += check_message(message)
     if not any(f.code == "spec.required" for f in findings):
         try:
-            _MESSAGE.validate_python(message)
+            message_adapter().validate_python(message)
         except ValidationError as exc:
             findings.append(Finding("spec.invalid", "error", "", describe_validation_error(exc),
                                     "correct the fields named; see Segment's Spec for each call type"))

@@ -2,14 +2,22 @@
 
 Only what Segment itself would refuse is enforced here (ids, `event`, `groupId`, `previousId`);
 naming conventions and semantic-event checks belong to the conformance layer.
+
+`message_fields` is what the normalizer reads from a validated message. The models decide; a
+plain message (the common shapes, as built-in sources map them) is read without building a model,
+by a check that accepts only what the models accept unchanged (see `_plain_fields`).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Annotated, Any, Literal, Union
+import re
+import sys
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from functools import cache
+from typing import Annotated, Any, Literal, Mapping, NamedTuple, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, TypeAdapter, field_validator
 
 from .limits import MAX_MESSAGE_ID_LENGTH
 
@@ -34,7 +42,29 @@ def format_timestamp(value: datetime) -> str:
     return _as_utc(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-Identifier = Annotated[str, BeforeValidator(_stringify_id), Field(min_length=1, max_length=1024)]
+#: A UTC timestamp as the built-in sources write it ("2026-01-05T09:00:00Z", "...:00.123456Z").
+_UTC_TIMESTAMP = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9])(?:\.([0-9]{1,6}))?Z"
+)
+
+
+def utc_text(raw: str) -> str | None:
+    """`format_timestamp` of what pydantic parses `raw` into, without the datetime round trip, when
+    `raw` is a real UTC moment written with a "Z" (then it is `raw` with the fraction cut or padded
+    to milliseconds); None for any other text (tests/unit/test_spec_fast_path.py compares both)."""
+    match = _UTC_TIMESTAMP.fullmatch(raw)
+    if match is None:
+        return None
+    whole, fraction = match.groups()
+    try:
+        date.fromisoformat(whole[:10])  # the pattern allows month 13 or February 30
+    except ValueError:
+        return None
+    return f"{whole}.{((fraction or '') + '000')[:3]}Z"
+
+
+MAX_ID_LENGTH = 1024
+Identifier = Annotated[str, BeforeValidator(_stringify_id), Field(min_length=1, max_length=MAX_ID_LENGTH)]
 SpecTimestamp = Annotated[datetime, PlainSerializer(format_timestamp, return_type=str)]
 MessageId = Annotated[str, BeforeValidator(_stringify_id), Field(min_length=1, max_length=MAX_MESSAGE_ID_LENGTH)]
 
@@ -103,3 +133,108 @@ class Alias(SpecMessage):
 
 AnyMessage = Annotated[Union[Track, Identify, Page, Screen, Group, Alias], Field(discriminator="type")]
 CALL_TYPES = ("track", "identify", "page", "screen", "group", "alias")
+
+
+@cache
+def message_adapter() -> TypeAdapter[Any]:
+    """The validator of `AnyMessage`, built on first use (not at import: a cold start may never need it)."""
+    return TypeAdapter(AnyMessage)
+
+
+class MessageFields(NamedTuple):
+    """What the normalizer takes from a validated message: ids as text, the timestamp in Spec form."""
+
+    user_id: str | None
+    anonymous_id: str | None
+    message_id: str | None
+    timestamp: str | None
+    context: dict[str, Any]
+
+
+def message_fields(message: dict[str, Any]) -> MessageFields:
+    """Validate `message` against the models; raises pydantic's `ValidationError` if they refuse it."""
+    plain = _plain_fields(message)
+    if plain is not None:
+        return plain
+    model = message_adapter().validate_python(message)
+    timestamp = None
+    if model.timestamp is not None:
+        raw = message.get("timestamp")
+        timestamp = (utc_text(raw) if isinstance(raw, str) else None) or format_timestamp(model.timestamp)
+    return MessageFields(model.userId, model.anonymousId, model.messageId, timestamp, dict(model.context))
+
+
+# -- the plain-message fast path --------------------------------------------------------------
+# Validating a model costs more than the rest of normalizing a mapped event. Most messages need no
+# conversion at all: ASCII text ids within their lengths, objects with text keys, a "...Z" UTC
+# timestamp. For those the models' result is the input itself, so it is read directly. Anything
+# else (numeric ids, other timestamp forms, non-ASCII names, a wrong type) goes to the models,
+# which accept or refuse it with their own messages. The rules mirror the models above field by
+# field; tests/unit/test_spec_fast_path.py checks they match the models' fields and constraints
+# and compares both paths on generated messages.
+
+_NO_LIMIT = sys.maxsize
+
+
+@dataclass(frozen=True)
+class _PlainRules:
+    #: Text fields: (name, required, min length, max length). ASCII only: pydantic refuses some
+    #: non-ASCII text (lone surrogates) the encoder would take, so such text goes to the models.
+    texts: tuple[tuple[str, bool, int, int], ...]
+    #: `dict[str, Any]` fields: (name, may be null).
+    objects: tuple[tuple[str, bool], ...]
+
+
+def _rules(texts: Mapping[str, tuple[bool, int, int]], objects: Mapping[str, bool]) -> _PlainRules:
+    common_texts = {"userId": (False, 1, MAX_ID_LENGTH), "anonymousId": (False, 1, MAX_ID_LENGTH),
+                    "messageId": (False, 1, MAX_MESSAGE_ID_LENGTH)}
+    common_objects = {"context": False, "integrations": True}
+    return _PlainRules(tuple((name, *rule) for name, rule in {**common_texts, **texts}.items()),
+                       tuple({**common_objects, **objects}.items()))
+
+
+_PLAIN_RULES: dict[str, _PlainRules] = {
+    "track": _rules({"event": (True, 1, 200)}, {"properties": False}),
+    "identify": _rules({}, {"traits": False}),
+    "page": _rules({"name": (False, 0, _NO_LIMIT), "category": (False, 0, _NO_LIMIT)}, {"properties": False}),
+    "screen": _rules({"name": (False, 0, _NO_LIMIT), "category": (False, 0, _NO_LIMIT)}, {"properties": False}),
+    "group": _rules({"groupId": (True, 1, MAX_ID_LENGTH)}, {"traits": False}),
+    "alias": _rules({"userId": (True, 1, MAX_ID_LENGTH), "previousId": (True, 1, MAX_ID_LENGTH)}, {}),
+}
+
+
+def _plain_fields(message: dict[str, Any]) -> MessageFields | None:
+    """The models' `MessageFields` for a message they take unchanged; None: let the models decide."""
+    kind = message.get("type")
+    rules = _PLAIN_RULES.get(kind) if type(kind) is str else None
+    if rules is None or not _ascii_keys(message):
+        return None
+    get = message.get
+    for name, required, low, high in rules.texts:
+        value = get(name)
+        if value is None:
+            if required:
+                return None
+        elif type(value) is not str or not value.isascii() or not low <= len(value) <= high:
+            return None
+    for name, nullable in rules.objects:
+        value = get(name)
+        if value is None:
+            if name in message and not nullable:
+                return None
+        elif type(value) is not dict or not _ascii_keys(value):
+            return None
+    timestamp = get("timestamp")
+    if timestamp is not None:
+        timestamp = utc_text(timestamp) if type(timestamp) is str else None
+        if timestamp is None:
+            return None
+    return MessageFields(get("userId"), get("anonymousId"), get("messageId"), timestamp, dict(get("context") or {}))
+
+
+def _ascii_keys(obj: dict[Any, Any]) -> bool:
+    """Every key is ASCII text (one C-level pass: `join` refuses a key that is not text)."""
+    try:
+        return "".join(obj).isascii()
+    except TypeError:
+        return False

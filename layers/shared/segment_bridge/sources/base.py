@@ -56,7 +56,7 @@ class SourceSettings(BaseModel):
     user_id_field: str = "user_id"
 
 
-@dataclass
+@dataclass(slots=True)  # slots: one per event, kept for the whole request (less for the GC to track)
 class MappedEvent:
     """One tool event as a Spec-shaped message, before the shared normalizer finishes it."""
 

@@ -10,6 +10,7 @@ missing, and the message is then complete or refused by the shared normalizer, n
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping
@@ -73,12 +74,20 @@ def as_list(value: Any) -> list[str]:
     return [t for t in map(text, items) if t is not None]
 
 
+#: 10000-01-01T00:00:00Z: whole seconds below it (and from the epoch on) format as four-digit years.
+_YEAR_10000 = 253402300800
+
+
 def from_unix(value: Any) -> str | None:
     """Unix seconds (int, float or numeric string) as ISO 8601 UTC; None if not a sane number."""
     if isinstance(value, bool):
         return None
     try:
         seconds = float(value)
+        if seconds.is_integer() and 0 <= seconds < _YEAR_10000:
+            # What the line below gives for whole seconds, at half the cost (tools send whole seconds;
+            # tests/unit/test_sources_mapping.py compares both).
+            return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
         return datetime.fromtimestamp(seconds, tz=timezone.utc).isoformat().replace("+00:00", "Z")
     except (TypeError, ValueError, OverflowError, OSError):
         return None
@@ -219,16 +228,41 @@ def tool_message(
     ip: str | None = None,
     user_agent: str | None = None,
 ) -> MappedEvent:
-    """A `ToolEvent`'s message around `body` (its type and payload): the one place that decides
-    the shape. Adapters of tools that send thousands of events per webhook (SendGrid) call it
-    directly, without building a `ToolEvent` per event; the arguments are the same fields."""
-    recipient = compact({"email": email, "phone": phone})
-    context = compact({
-        "traits": recipient,
-        "ip": ip,
-        "userAgent": user_agent,
-        SOURCE_EVENT_CONTEXT_KEY: compact({"tool": tool, "type": kind, "id": tool_id}),
-    })
-    message = compact({**body, "userId": user_id, "timestamp": timestamp, "context": context})
+    """A `ToolEvent`'s message around `body` (its call type and payload: event and properties, or
+    traits): the one place that decides the shape. Adapters of tools that send thousands of events
+    per webhook (SendGrid) call it directly, without building a `ToolEvent` per event; the
+    arguments are the same fields.
+
+    What `compact` would drop is left out: the fields are text or None, so a missing one is exactly
+    a falsy one, tested inline (this runs once per event of every tool).
+    """
+    recipient: dict[str, str] = {}
+    if email:
+        recipient["email"] = email
+    if phone:
+        recipient["phone"] = phone
+    source_event: dict[str, str] = {}
+    if tool:
+        source_event["tool"] = tool
+    if kind:
+        source_event["type"] = kind
+    if tool_id:
+        source_event["id"] = tool_id
+    context: dict[str, Any] = {}
+    if recipient:
+        context["traits"] = recipient
+    if ip:
+        context["ip"] = ip
+    if user_agent:
+        context["userAgent"] = user_agent
+    if source_event:
+        context[SOURCE_EVENT_CONTEXT_KEY] = source_event
+    message = compact(body)
+    if user_id:
+        message["userId"] = user_id
+    if timestamp:
+        message["timestamp"] = timestamp
+    if context:
+        message["context"] = context
     # A copy: the reviewer may repair context.traits in place; the hints must stay as sent.
     return MappedEvent(message, key, dict(recipient))
