@@ -70,6 +70,17 @@ def test_sam_build_packages_the_layer_and_functions(tmp_path: Path) -> None:
     assert (layer / "segment_bridge" / "ingest.py").exists()
     assert (layer / "aws_lambda_powertools").is_dir() and (layer / "pydantic").is_dir()
     assert (tmp_path / "build" / "IngestFunction" / "ingest_handler.py").exists()
+    assert (layer / "segment_bridge" / "data").is_dir()  # package data travels with the code
+    # The binary dependencies are the functions' arm64 / CPython 3.13 builds.
+    assert list(layer.glob("pydantic_core/_pydantic_core.cpython-313-aarch64-linux-gnu.so"))
+    # Every module ships compiled for python3.13 (a read-only layer cannot cache bytecode), as
+    # unchecked-hash pycs (used without comparing timestamps), and none compiled by another Python.
+    sources = [p for p in layer.rglob("*.py") if "bin" not in p.relative_to(layer).parts[:1]]
+    compiled = {p.parent.parent / p.name.split(".")[0] for p in layer.rglob("__pycache__/*.cpython-313.pyc")}
+    assert {p.with_suffix("") for p in sources} <= compiled
+    assert not [p for p in layer.rglob("__pycache__/*.pyc") if ".cpython-313." not in p.name]
+    flags = (layer / "segment_bridge" / "__pycache__" / "ingest.cpython-313.pyc").read_bytes()[4:8]
+    assert int.from_bytes(flags, "little") == 0b01  # hash-based, source not checked
 
 
 def test_no_statement_uses_a_wildcard_resource(template: dict[str, Any]) -> None:
