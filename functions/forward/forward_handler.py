@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from segment_bridge.aws import SqsDeadLetterQueue
 from segment_bridge.config import get_settings
 from segment_bridge.forwarding import Forwarder, ForwardReport, QueuedRecord
-from segment_bridge.observability import logger, metrics
+from segment_bridge.observability import freeze_setup_objects, logger, metrics
 from segment_bridge.retry import Deadline
 from segment_bridge.segment_client import SegmentClient
 from segment_bridge.tenants import SecretsManagerTenants
@@ -33,13 +33,15 @@ class BatchNotDelivered(Exception):
 @lru_cache(maxsize=1)
 def get_forwarder() -> Forwarder:
     settings = get_settings()
-    return Forwarder(
+    forwarder = Forwarder(
         settings,
         SecretsManagerTenants(settings.secrets_prefix, settings.secrets_max_age_seconds),
         SegmentClient({"us": settings.segment_url_us, "eu": settings.segment_url_eu},
                       timeout=settings.segment_timeout_seconds),
         SqsDeadLetterQueue(settings.dead_letter_queue_url),
     )
+    freeze_setup_objects()
+    return forwarder
 
 
 def to_queued_record(record: dict[str, Any]) -> QueuedRecord:

@@ -21,7 +21,7 @@ from segment_bridge.errors import BridgeError, NothingAccepted
 from segment_bridge.identity import TableIdentityResolver
 from segment_bridge.identity_store import DynamoDBIdentityStore
 from segment_bridge.ingest import Ingestor
-from segment_bridge.observability import logger, metrics
+from segment_bridge.observability import freeze_setup_objects, logger, metrics
 from segment_bridge.review import OUTCOMES, ConformanceReviewer
 from segment_bridge.sources import WebhookRequest, get_source
 from segment_bridge.tenants import TENANT_ID_RULE, SecretsManagerTenants, is_valid_tenant_id
@@ -38,7 +38,9 @@ def get_ingestor() -> Ingestor:
     identity = None
     if settings.identity_table_name:
         identity = TableIdentityResolver(DynamoDBIdentityStore(settings.identity_table_name))
-    return Ingestor(settings, tenants, SqsQueue(settings.queue_url), reviewer=ConformanceReviewer(), identity=identity)
+    ingestor = Ingestor(settings, tenants, SqsQueue(settings.queue_url), reviewer=ConformanceReviewer(), identity=identity)
+    freeze_setup_objects()
+    return ingestor
 
 
 def to_webhook_request(source: str, tenant: str) -> WebhookRequest:
