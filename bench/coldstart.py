@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 from .common import HANDLER_DIRS, PYTHON, ROOT, Section, median
@@ -40,6 +44,18 @@ SETUP = {
                       "getattr(i.queue, 'sqs', None)",
 }
 
+#: The third-party libraries each handler imports, alone: what its import costs before any of our own
+#: code runs (defining one small model is what builds pydantic's model machinery, as our first model does).
+_PYDANTIC_MODEL = "import pydantic\nclass _Probe(pydantic.BaseModel):\n    x: int = 0"
+LIBRARIES = {
+    "forward_handler": ("Powertools Logger/Metrics, pydantic models, requests",
+                        f"import aws_lambda_powertools.logging, aws_lambda_powertools.metrics\n{_PYDANTIC_MODEL}\n"
+                        "import requests"),
+    "ingest_handler": ("Powertools Logger/Metrics/event handler, pydantic models",
+                       "import aws_lambda_powertools.logging, aws_lambda_powertools.metrics, "
+                       f"aws_lambda_powertools.event_handler\n{_PYDANTIC_MODEL}"),
+}
+
 ENV = {
     "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
     "QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/segment-bridge",
@@ -48,10 +64,21 @@ ENV = {
 }
 
 
-def probe(module: str) -> dict[str, Any]:
-    code = PROBE.format(paths=[str(d) for d in HANDLER_DIRS] + [str(ROOT)], import_line=f"import {module}",
-                        setup=SETUP[module])
+def probe(module: str, unbuilt: Path | None = None) -> dict[str, Any]:
+    """`module`: a handler, `boto3`, `libraries:<handler>` (that handler's libraries, no setup) or
+    `unbuilt:<handler>` (the handler imported from `unbuilt`, a copy without bytecode)."""
+    kind, _, handler = module.partition(":")
+    paths = [str(d) for d in HANDLER_DIRS] + [str(ROOT)]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}
+    if kind == "libraries":
+        import_line, setup = LIBRARIES[handler][1], ""
+    elif kind == "unbuilt":
+        assert unbuilt is not None
+        import_line, setup, paths = f"import {handler}", "", [str(unbuilt)]
+        env["PYTHONDONTWRITEBYTECODE"] = "1"  # like a read-only /opt: every run compiles again
+    else:
+        import_line, setup = f"import {module}", SETUP[module]
+    code = PROBE.format(paths=paths, import_line=import_line, setup=setup)
     env.update(ENV)
     env.pop("PYTHONPATH", None)
     start = time.perf_counter()
@@ -64,21 +91,52 @@ def probe(module: str) -> dict[str, Any]:
     return result
 
 
-def measure(repeats: int) -> dict[str, list[dict[str, Any]]]:
-    modules = list(SETUP)
+def copy_without_bytecode(target: Path) -> Path:
+    """What the handlers import from outside the standard library (the layer's packages, ours, the
+    handler modules), copied into `target` without any bytecode: the layer as SAM's python3.13
+    builder used to ship it, where Lambda's read-only /opt meant compiling every module again at
+    every cold start (layers/shared/Makefile now ships compiled bytecode)."""
+    finder = ("import json, sys, sysconfig\n"
+              f"sys.path[:0] = {[str(d) for d in HANDLER_DIRS] + [str(ROOT)]!r}\n"
+              "import forward_handler, ingest_handler\n"
+              "std = sysconfig.get_paths()['stdlib']  # (in a venv, platstdlib holds site-packages)\n"
+              "files = {getattr(m, '__file__', None) for m in list(sys.modules.values())}\n"
+              "print(json.dumps(sorted(f for f in files if f and not f.startswith(std))))")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}, **ENV}
+    files = json.loads(subprocess.run([PYTHON, "-c", finder], cwd=ROOT, env=env, capture_output=True, text=True,
+                                      check=True, timeout=120).stdout)
+    roots = [*HANDLER_DIRS, ROOT / "layers" / "shared", *(Path(p) for p in sys.path if p.endswith("site-packages"))]
+    tops = set()
+    for file in map(Path, files):
+        root = next((r for r in roots if file.is_relative_to(r)), None)
+        if root is not None:
+            tops.add((root, file.relative_to(root).parts[0]))
+    for root, top in tops:
+        source = root / top
+        if source.is_dir():
+            shutil.copytree(source, target / top, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
+        else:
+            shutil.copy2(source, target / top)
+    return target
+
+
+def measure(repeats: int, unbuilt: Path) -> dict[str, list[dict[str, Any]]]:
+    modules = [*SETUP, *(f"libraries:{handler}" for handler in LIBRARIES),
+               *(f"unbuilt:{handler}" for handler in LIBRARIES)]
     samples: dict[str, list[dict[str, Any]]] = {m: [] for m in modules}
     for module in modules:  # compile .pyc files and warm the page cache; not counted
-        probe(module)
+        probe(module, unbuilt)
     for _ in range(repeats):
         for module in modules:
-            samples[module].append(probe(module))
+            samples[module].append(probe(module, unbuilt))
     return samples
 
 
 def run(quick: bool, log: Callable[[str], None], repeats: int | None = None) -> Section:
     repeats = repeats or (3 if quick else 7)
     log(f"cold start: {repeats} fresh interpreters each for import boto3, forward_handler, ingest_handler")
-    samples = measure(repeats)
+    with tempfile.TemporaryDirectory(prefix="bench-unbuilt-") as tmp:
+        samples = measure(repeats, copy_without_bytecode(Path(tmp)))
     base = median([s["import"] for s in samples["boto3"]])
     base_process = median([s["process"] for s in samples["boto3"]])
     section = Section("3. Cold start: handler import and first-invocation setup, against `import boto3`")
@@ -90,15 +148,29 @@ def run(quick: bool, log: Callable[[str], None], repeats: int | None = None) -> 
         total = median([s["import"] + s["setup"] for s in samples[module]])
         process = median([s["process"] for s in samples[module]])
         loaded = samples[module][0]["boto3_loaded"]
+        libraries = median([s["import"] for s in samples[f"libraries:{module}"]])
         section.add(f"{module}: import / `import boto3`", f"{imp / base:.2f}x", "<= 1.3x", imp / base <= 1.3)
+        section.add(f"{module}: its libraries alone ({LIBRARIES[module][0]}) / `import boto3`", f"{libraries / base:.2f}x")
+        section.add(f"{module}: the bridge's own modules (import - libraries) / `import boto3`",
+                    f"{(imp - libraries) / base:.2f}x")
+        unbuilt = median([s["import"] for s in samples[f"unbuilt:{module}"]])
+        section.add(f"{module}: import from a layer without bytecode (as SAM's python builder shipped it) / "
+                    "`import boto3`", f"{unbuilt / base:.2f}x ({unbuilt / imp:.1f}x the compiled layer)")
         section.add(f"{module}: import + first-invocation setup / `import boto3`", f"{total / base:.2f}x")
         section.add(f"{module}: whole process / `python -c \"import boto3\"` process", f"{process / base_process:.2f}x")
         section.add(f"{module}: boto3 imported by the handler import itself", "yes" if loaded else "no (deferred to setup)")
-        data[module] = {"import": imp, "total": total, "process": process}
+        data[module] = {"import": imp, "total": total, "process": process, "libraries": libraries, "unbuilt": unbuilt}
     section.notes += [
         f"{repeats} samples of each, interleaved, after one discarded round that compiles bytecode; medians. "
         "Import and setup are timed inside the fresh interpreter (perf_counter), so interpreter start-up is "
         "excluded from those ratios; the whole-process ratio includes it on both sides.",
+        "`Its libraries alone`: the same fresh-interpreter timing of importing only the third-party packages the "
+        "handler imports (and defining one pydantic model, which builds pydantic's machinery as the first model of "
+        "ours does), so the rest is what the bridge's own modules add.",
+        "`A layer without bytecode`: the handler and everything it imports from outside the standard library, "
+        "copied without __pycache__ and imported with PYTHONDONTWRITEBYTECODE, as Lambda ran the layer SAM's "
+        "python3.13 builder made (no .pyc, and /opt is read-only, so nothing is ever cached). The layer is now "
+        "built by layers/shared/Makefile with compiled bytecode, so the main rows are what Lambda runs.",
         "First-invocation setup = `get_forwarder()` / `get_ingestor()` (settings, tenant directory, Segment "
         "session, DLQ/SQS adapters) plus creating the SQS client they use; no network calls. Lambda runs the "
         "import in INIT (at full CPU, up to 10 s) and the setup in the first request.",

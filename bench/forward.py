@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import gc
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -82,8 +83,9 @@ def bridge_worker(args: argparse.Namespace) -> dict[str, Any]:
     # Warm-up (not measured): the tenant secrets and the keep-alive connection, as on a warm instance.
     forward_handler.lambda_handler(sqs_event(sqs_records(_warm_up_messages(), events=10)), LocalLambdaContext())
     limiter_note = "as deployed"
+    forwarder = forward_handler.get_forwarder()
+    requests_sent = _count_requests(forwarder.client)
     if args.limiter == "off":
-        forwarder = forward_handler.get_forwarder()
         if hasattr(forwarder, "limiter"):
             forwarder.limiter = RateLimiter(UNLIMITED_RATE, burst=1e9)
             limiter_note = "lifted"
@@ -91,14 +93,29 @@ def bridge_worker(args: argparse.Namespace) -> dict[str, Any]:
             limiter_note = "could not be lifted (Forwarder has no .limiter)"
 
     def send(part: list[dict[str, Any]]) -> dict[str, Any]:
-        failures = 0
+        failures, requests_before = 0, requests_sent()
         for event in part:
             response = forward_handler.lambda_handler(event, LocalLambdaContext(timeout_seconds=60))
             failures += len((response or {}).get("batchItemFailures", []))
-        return {"invocations": len(part), "records": sum(len(e["Records"]) for e in part), "failed_records": failures}
+        return {"invocations": len(part), "records": sum(len(e["Records"]) for e in part), "failed_records": failures,
+                "requests": requests_sent() - requests_before}
 
     return {"limiter": limiter_note,
             "rounds": _timed_rounds(args, parts, f"forward-bridge-{args.limiter}-{index}", send)}
+
+
+def _count_requests(client: Any) -> Any:
+    """Count this instance's Segment requests (benchmark only: wraps the client's post_batch)."""
+    lock, sent = threading.Lock(), [0]
+    post = client.post_batch
+
+    def counting_post(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            sent[0] += 1
+        return post(*args, **kwargs)
+
+    client.post_batch = counting_post
+    return lambda: sent[0]
 
 
 def analytics_worker(args: argparse.Namespace) -> dict[str, Any]:
@@ -216,6 +233,8 @@ def run_contenders(ctx: Any, rounds: int) -> dict[str, dict[str, Any]]:
             "sink": sinks[name],
             "limiter": workers[0].get("limiter"),
         }
+        if "requests" in per_round[0][0]:
+            summary["round_requests"] = [[t["requests"] for t in rnd] for rnd in per_round]  # per round, per instance
         for key in ("invocations", "records", "failed_records", "dropped_queue_full", "errors"):
             if key in per_round[0][0]:
                 summary[key] = sum(t[key] for rnd in per_round for t in rnd)
@@ -268,12 +287,19 @@ def run(ctx: Any) -> Section:
     ratio = wall_a / (bridge["wall"] / max(delivered_b, 1))
     section.add("Wall time per delivered message, analytics-python / bridge (1 instance, limiter lifted)",
                 f"{ratio:.2f}x", ">= 3x", ratio >= 3)
+    # As deployed, the partner cap sets the pace: the rounds cannot end before each instance's
+    # limiter has let its requests out (the busiest instance of each round decides).
+    floor = sum(max(rnd) for rnd in deployed["round_requests"]) / pace
     ratio_deployed = wall_a / (deployed["wall"] / max(d["unique_message_ids"], 1))
-    section.add(f"Wall time per delivered message, analytics-python / bridge as deployed "
-                f"({DEPLOYED_CONCURRENCY} instances, paced at {pace:g} req/s each)", f"{ratio_deployed:.2f}x", ">= 3x",
-                ratio_deployed >= 3)
-    section.add("As deployed: most requests at the sink in any 1 s (fleet cap)",
-                f"{d['peak_requests_per_second']} (cap {DEPLOYED_RATE})", f"<= {DEPLOYED_RATE}",
+    best_deployed = wall_a / (floor / max(d["unique_message_ids"], 1))
+    section.add(f"As deployed ({DEPLOYED_CONCURRENCY} instances paced at {pace:g} req/s each): share of the "
+                "limiters' pace reached (wall time the limiters alone need / wall time)",
+                f"{100 * floor / deployed['wall']:.0f} % ({floor:.1f} s / {deployed['wall']:.1f} s)", ">= 80 %",
+                floor / deployed["wall"] >= 0.8)
+    section.add("Wall time per delivered message, analytics-python / bridge as deployed (the most the cap allows)",
+                f"{ratio_deployed:.2f}x ({best_deployed:.2f}x)")
+    section.add("Most requests at the sink in any 1 s: bridge as deployed / analytics-python (partner cap 50)",
+                f"{d['peak_requests_per_second']} / {a['peak_requests_per_second']}", f"bridge <= {DEPLOYED_RATE}",
                 d["peak_requests_per_second"] <= DEPLOYED_RATE)
     section.add("Sink CPU during the run (its own process): bridge / analytics-python",
                 f"{b['cpu_seconds']:.1f} s / {a['cpu_seconds']:.1f} s")
@@ -307,6 +333,10 @@ def run(ctx: Any) -> Section:
         "source's MaximumConcurrency), each taking every other batch, each paced.",
         "Everything is warmed up first (tenant secrets fetched, keep-alive connections open) and the sink is reset "
         "before measuring, as on a warm Lambda instance or a long-running analytics-python process.",
+        "The 3x wall-time target is judged on raw speed (limiter lifted). As deployed the bridge is held to "
+        f"Segment's 50 requests/s (its limiters pace at {paced_cap():g}/s in all), which analytics-python does not "
+        "observe (its peak is shown): with the measured batch fill the cap bounds the as-deployed ratio at the "
+        "figure in brackets, so what is judged there is how close the fleet comes to its pace.",
         f"The contenders take turns: {ctx.rounds} round(s) of about {n // ctx.rounds:,} messages, the order rotating "
         "each round (analytics-python flushes at the end of each), so a busy spell of this shared machine is spread "
         "over all three; a contender's wall time is the sum of its rounds.",

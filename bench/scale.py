@@ -14,8 +14,25 @@ from .common import Section
 
 PARTNER_CAP = 50  # requests/s, whole deployment (Segment's partner guidance)
 FULL_VCPU_MB = 1769  # Lambda: one vCPU at 1,769 MB, proportional below
-TEMPLATE_MEMORY_MB = 512
-TEMPLATE_CONCURRENCY = 2
+
+
+def _template_defaults() -> tuple[int, int, int]:
+    """(forwarder memory MB, ingest memory MB, ForwardMaximumConcurrency default), read from template.yaml."""
+    from cfnlint.decode import cfn_yaml
+
+    from .common import ROOT
+
+    template = cfn_yaml.load(str(ROOT / "template.yaml"))
+    resources, default_memory = template["Resources"], template["Globals"]["Function"].get("MemorySize", 128)
+
+    def memory(function: str) -> int:
+        return int(resources[function]["Properties"].get("MemorySize", default_memory))
+
+    concurrency = int(template["Parameters"]["ForwardMaximumConcurrency"]["Default"])
+    return memory("ForwardFunction"), memory("IngestFunction"), concurrency
+
+
+TEMPLATE_MEMORY_MB, INGEST_MEMORY_MB, TEMPLATE_CONCURRENCY = _template_defaults()
 #: Assumed round trip of one ~0.4 MB gzip'd batch to Segment's API from AWS, for the per-tenant
 #: sequential-send bound. Not measured (loopback is ~ms); change it here to redo the arithmetic.
 ASSUMED_SEGMENT_SECONDS = 0.15
@@ -58,7 +75,7 @@ def run(forward: Section, ingest: Section | None) -> Section:
                 "x messages per request", f"{max_rate:,.0f} /s")
     section.add("Ceiling with every batch full (475 KB)", f"{full_rate:,.0f} /s")
     section.add("Forwarder CPU at that rate (this machine's cores; estimate)",
-                f"{fleet_vcpu:.2f} vCPU in all ({cpu_per_request * 1000:.0f} ms CPU per request)")
+                f"{fleet_vcpu:.2f} vCPU in all ({cpu_per_request * 1000:.1f} ms CPU per request)")
     section.add(f"Forwarder memory for that CPU with {TEMPLATE_CONCURRENCY} instances (estimate)",
                 f">= {memory_needed:,.0f} MB each (template: {TEMPLATE_MEMORY_MB} MB = {template_vcpu:.2f} vCPU)")
     section.add("Forwarder memory use (measured peak RSS, full 6 MB batch)", f"{peak_mb:.0f} MB")
@@ -68,13 +85,14 @@ def run(forward: Section, ingest: Section | None) -> Section:
     if ingest is not None:
         per_core = ingest.data["per_core_moto"]
         ingest_vcpu = max_rate / per_core
-        instances = math.ceil(ingest_vcpu / template_vcpu)
+        ingest_instance_vcpu = INGEST_MEMORY_MB / FULL_VCPU_MB
+        instances = math.ceil(ingest_vcpu / ingest_instance_vcpu)
         section.add("Ingest CPU at that rate (1,000-event webhooks; estimate)",
-                    f"{ingest_vcpu:.1f} vCPU = ~{instances} concurrent instances at {TEMPLATE_MEMORY_MB} MB")
+                    f"{ingest_vcpu:.1f} vCPU = ~{instances} concurrent instances at {INGEST_MEMORY_MB} MB")
         lines_ingest = (
             f"- **Ingest** costs {1e6 / per_core:,.0f} µs of CPU per event here ({per_core:,.0f} events/s per core "
             f"with SQS), so {max_rate:,.0f} events/s needs about {ingest_vcpu:.1f} vCPU: ~{instances} concurrent "
-            f"ingest instances at {TEMPLATE_MEMORY_MB} MB ({template_vcpu:.2f} vCPU each), well inside Lambda's "
+            f"ingest instances at {INGEST_MEMORY_MB} MB ({ingest_instance_vcpu:.2f} vCPU each), well inside Lambda's "
             "default 1,000 concurrent executions; API Gateway's default 10,000 requests/s is not a limit for "
             "batched webhooks. SQS: about 1 SendMessageBatch call per 1,000 events.\n"
         )
@@ -88,8 +106,8 @@ def run(forward: Section, ingest: Section | None) -> Section:
         f"{max_rate * 3600 / 1e6:,.0f} million an hour. With every batch full it would be {full_rate:,.0f}/s; fill "
         "drops when an invocation's share of a tenant ends in a part-full request (more tenants, smaller "
         "invocations), and rises with bigger batching windows.\n"
-        f"- **Forwarder CPU.** Measured {cpu_per_request * 1000:.0f} ms of CPU per request (parse the SQS records, "
-        f"re-serialize, gzip, send; gzip is the largest part). At {pace:g} requests/s that is "
+        f"- **Forwarder CPU.** Measured {cpu_per_request * 1000:.1f} ms of CPU per request (split the SQS records, "
+        f"join the batch, gzip, send; gzip is the largest part). At {pace:g} requests/s that is "
         f"{fleet_vcpu:.2f} vCPU for the whole fleet, {per_instance_vcpu:.2f} vCPU per instance with the template's "
         f"{TEMPLATE_CONCURRENCY} instances, i.e. at least {memory_needed:,.0f} MB each (Lambda gives one vCPU per "
         f"1,769 MB; the template's {TEMPLATE_MEMORY_MB} MB gives {template_vcpu:.2f}). Memory itself is not the "
