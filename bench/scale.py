@@ -38,6 +38,13 @@ TEMPLATE_MEMORY_MB, INGEST_MEMORY_MB, TEMPLATE_CONCURRENCY = _template_defaults(
 ASSUMED_SEGMENT_SECONDS = 0.15
 
 
+def in_flight() -> int:
+    """Requests one tenant has on the wire per instance (forwarding.TENANT_IN_FLIGHT)."""
+    from segment_bridge.forwarding import TENANT_IN_FLIGHT
+
+    return TENANT_IN_FLIGHT
+
+
 def paced_cap() -> float:
     """The fleet's actual pace: the limiter keeps some slack under the cap (ratelimit.RATE_HEADROOM)."""
     try:
@@ -63,9 +70,10 @@ def run(forward: Section, ingest: Section | None) -> Section:
     per_instance_vcpu = fleet_vcpu / TEMPLATE_CONCURRENCY
     memory_needed = FULL_VCPU_MB * per_instance_vcpu
     template_vcpu = TEMPLATE_MEMORY_MB / FULL_VCPU_MB
-    # One tenant's batches go out one after another within an instance.
+    # One tenant keeps TENANT_IN_FLIGHT requests on the wire per instance (forwarding.py).
     seconds_per_request = ASSUMED_SEGMENT_SECONDS + cpu_per_request / min(1.0, template_vcpu)
-    hot_tenant_instances = math.ceil(pace * seconds_per_request)
+    hot_tenant_rate = in_flight() / seconds_per_request
+    hot_tenant_instances = math.ceil(pace / hot_tenant_rate)
     peak_mb = f["memory"]["peak_mb"]
 
     section = Section("4. Scale arithmetic (from the figures above; estimates where marked)")
@@ -112,10 +120,10 @@ def run(forward: Section, ingest: Section | None) -> Section:
         f"{TEMPLATE_CONCURRENCY} instances, i.e. at least {memory_needed:,.0f} MB each (Lambda gives one vCPU per "
         f"1,769 MB; the template's {TEMPLATE_MEMORY_MB} MB gives {template_vcpu:.2f}). Memory itself is not the "
         f"constraint: one full 6 MB invocation peaked at {peak_mb:.0f} MB RSS.\n"
-        f"- **Per-tenant latency bound.** Within an instance a tenant's requests go out one after another, so one "
-        f"tenant gets at most 1 / (Segment round trip + CPU per request) requests/s per instance. With an assumed "
-        f"{ASSUMED_SEGMENT_SECONDS * 1000:.0f} ms round trip and the CPU above at {TEMPLATE_MEMORY_MB} MB that is "
-        f"{1 / seconds_per_request:.1f} requests/s, so a single hot tenant needs about {hot_tenant_instances} "
+        f"- **Per-tenant latency bound.** Within an instance a tenant keeps {in_flight()} requests on the wire, so one "
+        f"tenant gets at most {in_flight()} / (Segment round trip + CPU per request) requests/s per instance. With an "
+        f"assumed {ASSUMED_SEGMENT_SECONDS * 1000:.0f} ms round trip and the CPU above at {TEMPLATE_MEMORY_MB} MB that "
+        f"is {hot_tenant_rate:.1f} requests/s, so a single hot tenant needs about {hot_tenant_instances} "
         f"instances (ForwardMaximumConcurrency) to use the whole {pace:g}/s; several busy tenants share an instance's "
         "4 tenant threads. Raising ForwardMaximumConcurrency keeps the fleet under the cap: each instance gets 1/N.\n"
         + lines_ingest
@@ -138,4 +146,4 @@ def _verdict(memory_needed: float, hot_tenant_instances: int, pace: float) -> st
                f"below {pace:g} requests/s: for the full rate give them >= {memory_needed:,.0f} MB, or raise "
                f"ForwardMaximumConcurrency (CPU per instance falls as 1/N). ")
     return cpu + (f"A single dominant tenant needs ForwardMaximumConcurrency of about {hot_tenant_instances} to use "
-                  "the whole cap, because each instance sends a tenant's batches one at a time.\n")
+                  f"the whole cap, because each instance keeps {in_flight()} of a tenant's requests on the wire.\n")

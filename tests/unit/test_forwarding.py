@@ -12,7 +12,7 @@ import pytest
 
 from segment_bridge.config import Settings
 from segment_bridge.errors import TenantConfigError
-from segment_bridge.forwarding import Forwarder, QueuedRecord
+from segment_bridge.forwarding import TENANT_IN_FLIGHT, Forwarder, QueuedRecord
 from segment_bridge.limits import BATCH_TARGET_BYTES
 from segment_bridge.queue_format import read_body
 from segment_bridge.ratelimit import RateLimiter
@@ -190,6 +190,35 @@ def test_a_slow_tenant_does_not_delay_the_others() -> None:
     assert set(client.delivered()) == {"a1-0", "a1-1", "a1-2", "b1-0", "b1-1", "b1-2"}
     assert set(report.failed) == {"s1"} and elapsed < 2.5
     assert "x1" in report.dead_lettered  # all 20 isolated and rejected within its budget
+
+
+def test_a_tenants_batches_go_out_two_at_a_time() -> None:
+    """A big tenant keeps TENANT_IN_FLIGHT requests on the wire, not one after another."""
+    in_flight, peak, lock = [0], [0], threading.Lock()
+
+    def slow(batch: list[dict[str, Any]], timeout: float) -> SendOutcome:
+        with lock:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        time.sleep(0.05)
+        with lock:
+            in_flight[0] -= 1
+        return SendOutcome(200)
+
+    client = FakeClient({"key-acme": slow})
+    records = [record(f"r{r}", "acme", count=500, pad=2000) for r in range(4)]  # ~2 MB: 5 requests
+    report = forwarder(client, ListDLQ()).forward(records)
+    assert report.failed == {} and report.messages_forwarded == 2000 and report.requests >= 5
+    assert TENANT_IN_FLIGHT > 1 and peak[0] == TENANT_IN_FLIGHT
+    assert sorted(client.delivered()) == sorted(f"r{r}-{i}" for r in range(4) for i in range(500))
+
+
+def test_a_broken_key_costs_one_request_per_lane_whatever_the_backlog() -> None:
+    client = FakeClient({"key-acme": lambda batch, timeout: SendOutcome(401, "bad key")})
+    records = [record(f"r{r}", "acme", count=500, pad=2000) for r in range(4)]
+    report = forwarder(client, ListDLQ()).forward(records)
+    assert len(client.log) == TENANT_IN_FLIGHT  # the rest is not sent: an earlier request failed
+    assert set(report.failed) == {f"r{r}" for r in range(4)}
 
 
 def test_a_crash_in_one_tenant_fails_only_its_records() -> None:
