@@ -70,6 +70,9 @@ def probe(module: str, unbuilt: Path | None = None) -> dict[str, Any]:
     kind, _, handler = module.partition(":")
     paths = [str(d) for d in HANDLER_DIRS] + [str(ROOT)]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}
+    # The deployed layer ships bytecode (layers/shared/Makefile): let the discarded first round write it
+    # here too, whatever the calling shell says (these machines export PYTHONDONTWRITEBYTECODE=1).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     if kind == "libraries":
         import_line, setup = LIBRARIES[handler][1], ""
     elif kind == "unbuilt":
@@ -133,7 +136,7 @@ def measure(repeats: int, unbuilt: Path) -> dict[str, list[dict[str, Any]]]:
 
 
 def run(quick: bool, log: Callable[[str], None], repeats: int | None = None) -> Section:
-    repeats = repeats or (3 if quick else 7)
+    repeats = repeats or (3 if quick else 11)
     log(f"cold start: {repeats} fresh interpreters each for import boto3, forward_handler, ingest_handler")
     with tempfile.TemporaryDirectory(prefix="bench-unbuilt-") as tmp:
         samples = measure(repeats, copy_without_bytecode(Path(tmp)))

@@ -41,7 +41,8 @@ class UnreadableBody(ValueError):
 class QueueHeader(BaseModel):
     """The first line of a version 2 body."""
 
-    model_config = ConfigDict(extra="ignore")
+    # Built on first use: ingest writes this format but never reads it (cold start).
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     v: int = Field(ge=2, le=2)
     tenant: str = Field(min_length=1, max_length=64)
@@ -52,7 +53,7 @@ class QueueHeader(BaseModel):
 class QueuedBatch(BaseModel):
     """A queue message decoded into objects: version 1's own model, and how operators and tests read either version."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     v: int = Field(1, ge=1, le=FORMAT_VERSION)
     tenant: str = Field(min_length=1, max_length=64)

@@ -72,7 +72,9 @@ MessageId = Annotated[str, BeforeValidator(_stringify_id), Field(min_length=1, m
 class SpecMessage(BaseModel):
     """Fields common to every call (Spec: common.md)."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True, str_strip_whitespace=False)
+    # defer_build: the validators are built on first use, not at import. Built-in sources' messages
+    # take `message_fields`' plain path, so most environments never need them (cold start).
+    model_config = ConfigDict(extra="allow", populate_by_name=True, str_strip_whitespace=False, defer_build=True)
 
     userId: Identifier | None = None
     anonymousId: Identifier | None = None
