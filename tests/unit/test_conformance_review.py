@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import FrozenInstanceError
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ from pydantic import ValidationError
 
 from segment_bridge.conformance import Finding, Repair
 from segment_bridge.conformance_policy import ConformancePolicy
-from segment_bridge.review import ConformanceReviewer, decide
+from segment_bridge.review import NOTHING_FOUND, ConformanceReviewer, decide
 from segment_bridge.sources import MappedEvent
 from segment_bridge.tenants import TenantConfig, parse_tenant_secret
 
@@ -108,7 +109,11 @@ def test_style_is_warned_by_default_and_fixed_on_request() -> None:
 def test_a_clean_message_gets_no_decisions_and_no_context_record() -> None:
     message = {"type": "track", "userId": "u1", "event": "Order Completed", "properties": {"total": 1}}
     result, after = review(message, tenant())
-    assert result.decisions == [] and after == message
+    assert result.decisions == () and after == message
+    # Every clean message shares one review: it must be immutable and say nothing.
+    assert result is NOTHING_FOUND and result.refusal is None
+    with pytest.raises(FrozenInstanceError):
+        result.decisions = (1,)  # type: ignore[misc]
 
 
 def test_decisions_serialize_for_the_response() -> None:

@@ -55,6 +55,40 @@ def test_unix_times_of_whole_seconds_format_as_the_datetime_would(value: Any) ->
     assert from_unix(value) == expected
 
 
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 253402300799), st.lists(st.integers(-130, 130), min_size=1, max_size=8))
+def test_unix_times_close_together_format_as_the_datetime_would(start: int, offsets: list[int]) -> None:
+    """Nearby times share a cached minute (a webhook's events do): hits, misses and minute, hour or
+    day boundaries all give the datetime formatting."""
+    from datetime import datetime, timezone
+
+    for value in [start, *(start + offset for offset in offsets)]:
+        try:
+            expected = datetime.fromtimestamp(value, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+        except (ValueError, OverflowError, OSError):
+            expected = None
+        assert from_unix(value) == expected
+        assert from_unix(str(value)) == expected
+
+
+def compact_by_definition(values: dict[str, Any]) -> dict[str, Any]:
+    """What `compact` promises: None, "", [] and {} are missing; every other value (0, False) is kept."""
+    return {k: v for k, v in values.items() if not (v is None or (isinstance(v, (str, list, dict)) and len(v) == 0))}
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(st.text(max_size=3), st.none() | st.booleans() | st.integers(-1, 1) | st.floats(-1, 1)
+                       | st.text(max_size=2) | st.lists(st.integers(), max_size=1)
+                       | st.dictionaries(st.text(max_size=1), st.integers(), max_size=1), max_size=6))
+def test_compact_drops_exactly_the_missing_values_in_order(values: dict[str, Any]) -> None:
+    """Both of compact's paths (a copy when every value is truthy, the filter otherwise)."""
+    result = compact(values)
+    assert result == compact_by_definition(values)
+    assert list(result) == list(compact_by_definition(values))
+    assert result is not values
+
+
 def compact_tool_message(body: dict[str, Any], tool: str, kind: str, tool_id: str | None, key: str | None,
                          timestamp: str | None, user_id: str | None = None, email: str | None = None,
                          phone: str | None = None, ip: str | None = None, user_agent: str | None = None) -> MappedEvent:

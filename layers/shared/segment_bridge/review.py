@@ -7,7 +7,7 @@ the handler counts, so no change to a partner's data is silent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from .conformance import Finding, apply_repairs, check_message
@@ -34,13 +34,18 @@ class Decision:
 
 @dataclass(frozen=True)
 class Review:
-    decisions: list[Decision] = field(default_factory=list)
+    #: A tuple: immutable, so the one `NOTHING_FOUND` can stand for every clean message.
+    decisions: tuple[Decision, ...] = ()
 
     @property
     def refusal(self) -> str | None:
         """Why the event is refused (every rejecting finding and its fix), or None."""
         reasons = [f"{d.finding.message} (fix: {d.finding.fix})" for d in self.decisions if d.outcome == "rejected"]
         return "breaks Segment's Spec: " + "; ".join(reasons) if reasons else None
+
+
+#: The review of a message with no findings (nearly all of them): shared, not built per event.
+NOTHING_FOUND = Review()
 
 
 def decide(finding: Finding, action: Action) -> Outcome:
@@ -59,19 +64,19 @@ class ConformanceReviewer:
     def review(self, mapped: MappedEvent, *, source: str, tenant_id: str, tenant: TenantConfig) -> Review:
         message = mapped.message
         if not isinstance(message, dict):
-            return Review()
+            return NOTHING_FOUND
         findings = check_message(message)
         if not findings:
-            return Review()
+            return NOTHING_FOUND
         rules = tenant.conformance.rules_for(source)
         decisions = [Decision(f, decide(f, rules.action_for(f.family))) for f in findings]
         if any(d.outcome == "rejected" for d in decisions):
             # Nothing is changed in a refused event: what would have been fixed is only reported.
-            return Review([d if d.outcome == "rejected" else Decision(d.finding, "warned") for d in decisions])
+            return Review(tuple(d if d.outcome == "rejected" else Decision(d.finding, "warned") for d in decisions))
         repairs = [d.finding.repair for d in decisions if d.outcome == "fixed" and d.finding.repair is not None]
         if repairs:
             record = apply_repairs(message, repairs).as_context()
             context = message.setdefault("context", {})
             if isinstance(context, dict) and record:
                 context[CONTEXT_KEY] = record
-        return Review(decisions)
+        return Review(tuple(decisions))

@@ -209,7 +209,7 @@ def _plain_fields(message: dict[str, Any]) -> MessageFields | None:
     """The models' `MessageFields` for a message they take unchanged; None: let the models decide."""
     kind = message.get("type")
     rules = _PLAIN_RULES.get(kind) if type(kind) is str else None
-    if rules is None or not _ascii_keys(message):
+    if rules is None:
         return None
     get = message.get
     for name, required, low, high in rules.texts:
@@ -219,13 +219,18 @@ def _plain_fields(message: dict[str, Any]) -> MessageFields | None:
                 return None
         elif type(value) is not str or not value.isascii() or not low <= len(value) <= high:
             return None
+    keys = list(message)  # the message's keys and its objects' keys, checked together below
     for name, nullable in rules.objects:
         value = get(name)
         if value is None:
             if name in message and not nullable:
                 return None
-        elif type(value) is not dict or not _ascii_keys(value):
+        elif type(value) is not dict:
             return None
+        else:
+            keys.extend(value)
+    if not _ascii_text(keys):
+        return None
     timestamp = get("timestamp")
     if timestamp is not None:
         timestamp = utc_text(timestamp) if type(timestamp) is str else None
@@ -234,9 +239,9 @@ def _plain_fields(message: dict[str, Any]) -> MessageFields | None:
     return MessageFields(get("userId"), get("anonymousId"), get("messageId"), timestamp, dict(get("context") or {}))
 
 
-def _ascii_keys(obj: dict[Any, Any]) -> bool:
+def _ascii_text(keys: list[Any]) -> bool:
     """Every key is ASCII text (one C-level pass: `join` refuses a key that is not text)."""
     try:
-        return "".join(obj).isascii()
+        return "".join(keys).isascii()
     except TypeError:
         return False
