@@ -306,7 +306,8 @@ def run(ctx: Any) -> Section:
     section.add("Forward invocations / SQS records / failed records (1 instance)",
                 f"{bridge['invocations']} / {bridge['records']:,} / {bridge['failed_records']}")
     section.add("Forwarder peak memory in one full (6 MB) invocation, RSS high-water mark",
-                f"{memory['peak_mb']:.0f} MB ({memory['messages']:,} messages, {memory['records']} records)"
+                f"{memory['peak_mb']:.0f} MB ({memory['messages']:,} messages, {memory['records']} records; "
+                f"{memory['rss_before_mb']:.0f} MB before it: interpreter, libraries and the benchmark's own data)"
                 + ("" if memory["hwm_reset"] else "; not resettable here, includes setup"))
     ctx.log(f"  absolute (orientation only): analytics-python {analytics['wall']:.1f} s, bridge {bridge['wall']:.1f} s, "
             f"as deployed {deployed['wall']:.1f} s")

@@ -74,7 +74,7 @@ def run(forward: Section, ingest: Section | None) -> Section:
     seconds_per_request = ASSUMED_SEGMENT_SECONDS + cpu_per_request / min(1.0, template_vcpu)
     hot_tenant_rate = in_flight() / seconds_per_request
     hot_tenant_instances = math.ceil(pace / hot_tenant_rate)
-    peak_mb = f["memory"]["peak_mb"]
+    peak_mb, before_mb = f["memory"]["peak_mb"], f["memory"]["rss_before_mb"]
 
     section = Section("4. Scale arithmetic (from the figures above; estimates where marked)")
     section.add("Messages per Segment request (measured, mean message size)",
@@ -119,7 +119,8 @@ def run(forward: Section, ingest: Section | None) -> Section:
         f"{fleet_vcpu:.2f} vCPU for the whole fleet, {per_instance_vcpu:.2f} vCPU per instance with the template's "
         f"{TEMPLATE_CONCURRENCY} instances, i.e. at least {memory_needed:,.0f} MB each (Lambda gives one vCPU per "
         f"1,769 MB; the template's {TEMPLATE_MEMORY_MB} MB gives {template_vcpu:.2f}). Memory itself is not the "
-        f"constraint: one full 6 MB invocation peaked at {peak_mb:.0f} MB RSS.\n"
+        f"constraint: one full 6 MB invocation peaked at {peak_mb:.0f} MB RSS, {peak_mb - before_mb:.0f} MB above the "
+        "process before it.\n"
         f"- **Per-tenant latency bound.** Within an instance a tenant keeps {in_flight()} requests on the wire, so one "
         f"tenant gets at most {in_flight()} / (Segment round trip + CPU per request) requests/s per instance. With an "
         f"assumed {ASSUMED_SEGMENT_SECONDS * 1000:.0f} ms round trip and the CPU above at {TEMPLATE_MEMORY_MB} MB that "

@@ -69,7 +69,7 @@ def test_counting_sink_judges_like_segment_and_counts_unique_ids() -> None:
 def test_report_and_scale_arithmetic_render() -> None:
     forward = Section("forward", data={
         "messages_per_request": 400.0, "fill_percent": 82.0, "mean_message_bytes": 1030.0, "cpu_per_1000": 0.06,
-        "memory": {"peak_mb": 97.0}})
+        "memory": {"peak_mb": 97.0, "rss_before_mb": 90.0}})
     ingest = Section("ingest", data={"per_core_moto": 5000.0})
     section = scale.run(forward, ingest)
     assert section.data["max_rate"] == scale.paced_cap() * 400 and scale.paced_cap() <= 50
