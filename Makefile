@@ -7,11 +7,13 @@ CHECKOV_VENV := .venv-checkov
 # `sam build` needs the functions' runtime (python3.13) on PATH; pyenv has it on the dev machines.
 PY313 := $(shell (pyenv prefix 3.13 2>/dev/null || pyenv prefix 3.13.0 2>/dev/null) | head -1)
 
-.PHONY: help install run test test-fast fuzz bench lint-template sam-tools checkov-tools sam-validate sam-build clean
+.PHONY: help install run test test-fast lint format fuzz bench lint-template sam-tools checkov-tools sam-validate sam-build clean
 
 help:
 	@echo "make run    - run the whole bridge locally (moto + local Segment sink) and send the samples"
-	@echo "make test   - install everything and run the full test suite"
+	@echo "make test   - install everything, run make lint and the full test suite"
+	@echo "make lint   - ruff (lint + format check) and mypy (strict on layers/ and functions/)"
+	@echo "make format - apply ruff's formatting and safe fixes"
 	@echo "make bench  - run the benchmarks, write docs/benchmarks.md"
 	@echo "make fuzz   - longer property-based fuzzing of the ingest API"
 
@@ -26,7 +28,16 @@ install: $(BIN)/.installed
 run: install
 	$(BIN)/python -m segment_bridge_tools.demo $(ARGS)
 
-test: install sam-tools checkov-tools
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint sam-tools checkov-tools
 	CHECKOV_CLI=$(abspath $(CHECKOV_VENV))/bin/checkov SAM_CLI=$(abspath $(SAM_VENV))/bin/sam SAM_PYTHON313=$(PY313) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test-fast: install

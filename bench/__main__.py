@@ -1,20 +1,26 @@
-"""`python -m bench [--quick] [--only forward,ingest,coldstart] [--no-write]`: run the benchmarks,
-print the table, and write it to docs/benchmarks.md (full runs only, unless --write is given)."""
+"""`python -m bench [--quick] [--only forward,ingest,...] [--no-write]`: run the benchmarks, print the
+table, and write it to docs/benchmarks.md (full runs only, unless --write is given).
+
+Every section runs to the end even when another fails; a failure is printed with its traceback,
+shown in the table, and makes the command exit 1. `make test` runs every section at `--smoke`
+size (tests/unit/test_bench_smoke.py), so a benchmark that no longer matches the code fails CI.
+"""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 import tempfile
 import time
 import traceback
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from . import coldstart, forward, ingest, report, scale
+from . import bench_chaos, bench_conformance, coldstart, forward, ingest, report, scale
 from .common import ROOT, Section, Service, Sink, aws_env, machine_info, start_moto, start_sink
 from .messages import TENANTS, prepare, write_key
 
@@ -22,9 +28,11 @@ FULL_N = 100_000
 QUICK_N = 5_000
 SMOKE_N = 300
 SECTIONS = ("forward", "ingest", "coldstart", "chaos", "conformance")
-#: Benchmarks other workstreams add to bench/: run when present, through `run(quick=...)` returning
-#: a Section, a list of them, a dict of figures or text; or else through `main()` with its output kept.
-EXTERNAL = (("chaos", "bench.bench_chaos"), ("conformance", "bench.bench_conformance"))
+#: Sections that need no shared services, each `section(size, log) -> Section`.
+STANDALONE: dict[str, Callable[[str, Callable[[str], None]], Section]] = {
+    "chaos": bench_chaos.section,
+    "conformance": bench_conformance.section,
+}
 
 
 class Context:
@@ -44,7 +52,7 @@ class Context:
         #: Forwarding rounds: the contenders take turns, so a noisy period hits all of them.
         self.rounds = 1 if smoke else 2 if quick else 4
 
-    def __enter__(self) -> "Context":
+    def __enter__(self) -> Context:
         self.log("starting moto server and Segment sink (separate processes)")
         self.moto = start_moto()
         self.services.append(self.moto)
@@ -65,62 +73,44 @@ class Context:
         import boto3
 
         env = aws_env(self.moto.url)
-        session = boto3.session.Session(aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-                                        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"], region_name="us-east-1")
+        session = boto3.session.Session(
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+            region_name="us-east-1",
+        )
         sqs = session.client("sqs", endpoint_url=self.moto.url)
         self.dlq_url = sqs.create_queue(QueueName="bench-dlq")["QueueUrl"]
         secrets = session.client("secretsmanager", endpoint_url=self.moto.url)
         for tenant, _, region in TENANTS:
-            secrets.create_secret(Name=f"segment-bridge/tenants/{tenant}", SecretString=json.dumps(
-                {"write_key": write_key(tenant), "region": region, "sources": {}}))
+            secrets.create_secret(
+                Name=f"segment-bridge/tenants/{tenant}",
+                SecretString=json.dumps({"write_key": write_key(tenant), "region": region, "sources": {}}),
+            )
 
 
-def run_external(name: str, module_name: str, quick: bool, log: Callable[[str], None]) -> list[Section]:
+def guarded(name: str, run: Callable[[], Section | list[Section]], failures: list[str]) -> list[Section]:
+    """Run one section; a failure is recorded (and printed) instead of stopping the others."""
     try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name:
-            return []
-        raise
-    if not hasattr(module, "run"):
-        if not hasattr(module, "main"):
-            return [Section(f"{name} ({module_name})", notes=[f"{module_name} has no run(quick) entry point; skipped."])]
-        # A script-style benchmark: run its main() as `python bench/<file>.py [--quick]` and keep what it prints.
-        import contextlib
-        import io
-
-        log(f"{name}: {module_name}.main(){' --quick' if quick else ''}")
-        saved, output = sys.argv, io.StringIO()
-        sys.argv = [module_name, *(["--quick"] if quick else [])]
-        try:
-            with contextlib.redirect_stdout(output):
-                module.main()
-        finally:
-            sys.argv = saved
-        return [Section(f"{name} ({module_name}, its own output)", notes=[output.getvalue().rstrip() + "\n"])]
-    log(f"{name}: {module_name}.run(quick={quick})")
-    result = module.run(quick=quick)
-    if isinstance(result, Section):
-        return [result]
-    if isinstance(result, list) and all(isinstance(s, Section) for s in result):
-        return result
-    section = Section(f"{name} ({module_name})")
-    if isinstance(result, dict):
-        for key, value in result.items():
-            section.add(str(key), str(value))
-    else:
-        section.notes.append(str(result))
-    return [section]
+        result = run()
+    except Exception:
+        trace = traceback.format_exc()
+        print(trace, file=sys.stderr, flush=True)
+        failures.append(name)
+        return [Section(f"{name}: FAILED", notes=["failed:\n" + trace])]
+    return result if isinstance(result, list) else [result]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help=f"smaller run ({QUICK_N:,} messages, fewer repetitions)")
-    parser.add_argument("-n", type=int, default=None, help=f"messages for the forwarding benchmark (default {FULL_N:,})")
+    parser.add_argument(
+        "-n", type=int, default=None, help=f"messages for the forwarding benchmark (default {FULL_N:,})"
+    )
     parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated: " + ",".join(SECTIONS))
     parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)  # tiny run for the smoke test
-    parser.add_argument("--profile", default=None, metavar="DIR",
-                        help="write pyinstrument profiles of the measured parts into DIR")
+    parser.add_argument(
+        "--profile", default=None, metavar="DIR", help="write pyinstrument profiles of the measured parts into DIR"
+    )
     parser.add_argument("--write", action="store_true", help="write docs/benchmarks.md even for --quick / partial runs")
     parser.add_argument("--no-write", action="store_true", help="do not write docs/benchmarks.md")
     parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"))
@@ -132,41 +122,49 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     n = args.n or (SMOKE_N if args.smoke else QUICK_N if args.quick else FULL_N)
     started = time.perf_counter()
-    started_at = datetime.now(timezone.utc)
+    started_at = datetime.now(UTC)
     machine = machine_info()
 
     def log(line: str) -> None:
         print(f"[{time.perf_counter() - started:6.1f}s] {line}", file=sys.stderr, flush=True)
 
     log(f"machine: {machine['nproc']} cores, {machine['cpu']}, Python {machine['python']}, load {machine['load']}")
+    size = "smoke" if args.smoke else "quick" if args.quick else "full"
     sections: list[Section] = []
+    failures: list[str] = []
     forward_section: Section | None = None
     ingest_section: Section | None = None
     if "forward" in only or "ingest" in only:
         with Context(n, args.quick, log, smoke=args.smoke) as ctx:
             ctx.profile_dir = args.profile
             if "forward" in only:
-                forward_section = forward.run(ctx)
-                sections.append(forward_section)
+                sections += guarded("forward", lambda: forward.run(ctx), failures)
+                forward_section = None if "forward" in failures else sections[-1]
             if "ingest" in only:
-                ingest_section = ingest.run(ctx)
-                sections.append(ingest_section)
+                sections += guarded("ingest", lambda: ingest.run(ctx), failures)
+                ingest_section = None if "ingest" in failures else sections[-1]
     if "coldstart" in only:
-        sections.append(coldstart.run(quick=args.quick, log=log, repeats=1 if args.smoke else None))
+        sections += guarded(
+            "coldstart", lambda: coldstart.run(quick=args.quick, log=log, repeats=1 if args.smoke else None), failures
+        )
     if forward_section is not None:
-        sections.append(scale.run(forward_section, ingest_section))
-    for name, module_name in EXTERNAL:
+        sections += guarded("scale", lambda: scale.run(forward_section, ingest_section), failures)
+    for name, run_section in STANDALONE.items():
         if name in only:
-            try:
-                sections.extend(run_external(name, module_name, args.quick or args.smoke, log))
-            except Exception:  # another workstream's benchmark must not take ours down
-                sections.append(Section(f"{name} ({module_name})", notes=["failed:\n" + traceback.format_exc(limit=3)]))
+            log(f"{name}: {size} run")
+            sections += guarded(name, partial(run_section, size, log), failures)
 
     elapsed = time.perf_counter() - started
     given = sys.argv[1:] if argv is None else argv
     command = "make bench  (= .venv/bin/python -m bench" + (" " + " ".join(given) if given else "") + ")"
-    meta = {"command": command, "date": started_at.strftime("%Y-%m-%d %H:%M UTC"), "elapsed": f"{elapsed:.0f} s",
-            "n": f"{n:,}", **machine, "load_end": machine_info()["load"]}
+    meta = {
+        "command": command,
+        "date": started_at.strftime("%Y-%m-%d %H:%M UTC"),
+        "elapsed": f"{elapsed:.0f} s",
+        "n": f"{n:,}",
+        **machine,
+        "load_end": machine_info()["load"],
+    }
     print(report.console(sections, meta))
     full = not args.quick and not args.smoke and only == list(SECTIONS) and args.n in (None, FULL_N)
     if not args.no_write and (full or args.write):
@@ -174,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(report.markdown(sections, meta))
         log(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+    if failures:
+        log(f"FAILED sections: {', '.join(failures)} (tracebacks above)")
+        return 1
     log(f"done in {elapsed:.0f} s")
     return 0
 

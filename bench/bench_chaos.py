@@ -15,14 +15,13 @@ keeping bodies, with a seeded `FaultPlan`: drops, stalls past the client timeout
 
 Prints delivered / dead-lettered / lost messages, duplicate deliveries and duplicate requests
 (which Segment's messageId dedupe absorbs), requests per 1,000 messages and the peak request rate
-the sink saw. `run(messages)` returns the same figures as a dict (`python -m bench` calls
-`run(quick=...)`).
+the sink saw. `run(messages)` returns the same figures as a dict; `section(size)` is what
+`python -m bench` shows (smoke: 2,000 messages, quick: 10,000, full: 100,000).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import threading
@@ -37,19 +36,22 @@ for path in (ROOT, ROOT / "layers" / "shared", ROOT / "tools"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from bench.messages import BenchMessage, TENANTS, encode, invocations, spec_messages, sqs_records, write_key  # noqa: E402
+from bench.common import Section  # noqa: E402
+from bench.messages import TENANTS, BenchMessage, encode, invocations, spec_messages, sqs_records, write_key  # noqa: E402
 from bench.sink_process import CountingSink  # noqa: E402
 from segment_bridge.config import Settings  # noqa: E402
-from segment_bridge.forwarding import Forwarder, QueuedRecord  # noqa: E402
+from segment_bridge.forward.client import SegmentClient  # noqa: E402
+from segment_bridge.forward.forwarder import Forwarder, QueuedRecord  # noqa: E402
+from segment_bridge.forward.retry import Deadline  # noqa: E402
 from segment_bridge.limits import MAX_BATCH_MESSAGES, MAX_BATCH_REQUEST_BYTES  # noqa: E402
-from segment_bridge.retry import Deadline  # noqa: E402
-from segment_bridge.segment_client import SegmentClient  # noqa: E402
+from segment_bridge.queue_format import read_body  # noqa: E402
 from segment_bridge.tenants import StaticTenants, TenantConfig  # noqa: E402
 from segment_bridge_tools.faults import REJECT_MARKER, FaultPlan  # noqa: E402
 from segment_bridge_tools.sink import ReceivedRequest  # noqa: E402
 
 DEFAULT_MESSAGES = 100_000
-QUICK_MESSAGES = 10_000
+#: Messages per run size of `python -m bench` (the smoke size is what `make test` runs).
+SIZES = {"smoke": 2_000, "quick": 10_000, "full": DEFAULT_MESSAGES}
 #: One message in this many is one Segment will never take (400).
 BAD_EVERY = 10_000
 #: The template's defaults, except the visibility timeout (390 s), scaled down to keep the run short.
@@ -62,8 +64,16 @@ SEGMENT_TIMEOUT_SECONDS = 2.0
 
 
 def fault_plan(seed: int) -> FaultPlan:
-    return FaultPlan(error_500=0.05, error_503=0.05, rate_limited=0.05, retry_after_seconds=1.0,
-                     stall=0.02, stall_seconds=SEGMENT_TIMEOUT_SECONDS + 1.0, drop=0.03, seed=seed)
+    return FaultPlan(
+        error_500=0.05,
+        error_503=0.05,
+        rate_limited=0.05,
+        retry_after_seconds=1.0,
+        stall=0.02,
+        stall_seconds=SEGMENT_TIMEOUT_SECONDS + 1.0,
+        drop=0.03,
+        seed=seed,
+    )
 
 
 class ChaosSink(CountingSink):
@@ -129,10 +139,11 @@ class QueueStandIn:
 
 
 def marked(messages: list[BenchMessage]) -> tuple[list[BenchMessage], set[str]]:
-    """Every BAD_EVERY-th track message carries the reject marker."""
+    """Every BAD_EVERY-th track message carries the reject marker (a few, however small the run)."""
+    every = min(BAD_EVERY, max(len(messages) // 5, 1))
     out, bad = [], set()
     for index, item in enumerate(messages):
-        if index % BAD_EVERY == BAD_EVERY // 2 and item.message["type"] == "track":
+        if index % every == every // 2 and item.message["type"] == "track":
             message = {**item.message, "properties": {**item.message["properties"], REJECT_MARKER: True}}
             item = BenchMessage(item.tenant, message, encode(message))
             bad.add(message["messageId"])
@@ -140,10 +151,9 @@ def marked(messages: list[BenchMessage]) -> tuple[list[BenchMessage], set[str]]:
     return out, bad
 
 
-def run(messages: int = DEFAULT_MESSAGES, *, quick: bool = False, seed: int = 7,
-        log: Any = lambda line: print(line, file=sys.stderr, flush=True)) -> dict[str, Any]:
-    if quick:
-        messages = min(messages, QUICK_MESSAGES)
+def run(
+    messages: int = DEFAULT_MESSAGES, *, seed: int = 7, log: Any = lambda line: print(line, file=sys.stderr, flush=True)
+) -> dict[str, Any]:
     started = time.monotonic()
     corpus, bad = marked(spec_messages(messages))
     records = sqs_records(corpus)
@@ -154,8 +164,12 @@ def run(messages: int = DEFAULT_MESSAGES, *, quick: bool = False, seed: int = 7,
     sink = ChaosSink()
     sink.responder = plan
     sink.start()
-    settings = Settings(PARTNER_REQUESTS_PER_SECOND=PARTNER_REQUESTS_PER_SECOND, FORWARDER_MAX_CONCURRENCY=INSTANCES,
-                        MAX_RECEIVE_COUNT=MAX_RECEIVE_COUNT, SEGMENT_TIMEOUT_SECONDS=SEGMENT_TIMEOUT_SECONDS)
+    settings = Settings(
+        PARTNER_REQUESTS_PER_SECOND=PARTNER_REQUESTS_PER_SECOND,
+        FORWARDER_MAX_CONCURRENCY=INSTANCES,
+        MAX_RECEIVE_COUNT=MAX_RECEIVE_COUNT,
+        SEGMENT_TIMEOUT_SECONDS=SEGMENT_TIMEOUT_SECONDS,
+    )
     tenants = StaticTenants({t: TenantConfig(write_key=write_key(t), region=region) for t, _, region in TENANTS})
     dlq = InMemoryDLQ()
     queue = QueueStandIn(groups)
@@ -172,8 +186,13 @@ def run(messages: int = DEFAULT_MESSAGES, *, quick: bool = False, seed: int = 7,
             report = forwarder.forward(group, Deadline.after(LAMBDA_TIMEOUT_SECONDS - 3.0))
             queue.settle(group, set(report.failed))
             with totals_lock:
-                totals.update(invocations=1, retries=report.retries, isolation_requests=report.isolation_requests,
-                              records_failed=len(report.failed), redelivered=sum(r.receive_count > 1 for r in group))
+                totals.update(
+                    invocations=1,
+                    retries=report.delivery.retries,
+                    isolation_requests=report.delivery.isolation_requests,
+                    records_failed=len(report.failed),
+                    redelivered=sum(r.receive_count > 1 for r in group),
+                )
 
     threads = [threading.Thread(target=instance, args=(n,), name=f"forwarder-{n}") for n in range(INSTANCES)]
     for thread in threads:
@@ -187,8 +206,8 @@ def run(messages: int = DEFAULT_MESSAGES, *, quick: bool = False, seed: int = 7,
 
     dead_ids: set[str] = set()
     dead_reasons: Counter[str] = Counter()
-    for body, reason, attributes in dlq.items:
-        ids = [m["messageId"] for m in json.loads(body)["messages"]]
+    for body, _reason, attributes in dlq.items:
+        ids = [str(m["messageId"]) for m in read_body(body).messages]  # the queue's own format, any version
         dead_ids.update(ids)
         dead_reasons[attributes.get("status") or "no answer"] += len(ids)
     accepted = {m.message["messageId"] for m in corpus}
@@ -216,10 +235,57 @@ def run(messages: int = DEFAULT_MESSAGES, *, quick: bool = False, seed: int = 7,
         "request_cap": PARTNER_REQUESTS_PER_SECOND,
         "max_request_bytes": stats["max_body_bytes"],
         "max_request_messages": stats["max_messages"],
-        "within_limits": stats["max_body_bytes"] <= MAX_BATCH_REQUEST_BYTES and stats["max_messages"] <= MAX_BATCH_MESSAGES,
+        "within_limits": stats["max_body_bytes"] <= MAX_BATCH_REQUEST_BYTES
+        and stats["max_messages"] <= MAX_BATCH_MESSAGES,
         "seconds": round(elapsed, 1),
     }
     return result
+
+
+def section(size: str, log: Any) -> Section:
+    """The run at `size`, as a section of `python -m bench`: its targets are the delivery guarantees."""
+    result = run(SIZES[size], log=log)
+    n = result["messages"]
+    section = Section(f"5. Delivery under faults: {n:,} messages into a misbehaving Segment (bench/bench_chaos.py)")
+    section.add(
+        "Delivered / dead-lettered / lost",
+        f"{result['delivered']:,} / {result['dead_lettered']:,} / {result['lost']:,}",
+        "lost = 0",
+        result["lost"] == 0,
+    )
+    section.add(
+        "Dead letters that are the planted 400s",
+        f"{result['dead_lettered_bad']} of {result['dead_lettered']}",
+        "all",
+        result["dead_lettered_bad"] == result["dead_lettered"],
+    )
+    section.add(
+        "Peak requests in any second",
+        f"{result['peak_requests_per_second']} (cap {PARTNER_REQUESTS_PER_SECOND:g})",
+        f"<= {PARTNER_REQUESTS_PER_SECOND:g}",
+        result["peak_requests_per_second"] <= PARTNER_REQUESTS_PER_SECOND,
+    )
+    section.add(
+        "Largest request within Segment's limits",
+        f"{result['max_request_bytes']:,} B, {result['max_request_messages']:,} messages",
+        "500 KB, 2,500",
+        bool(result["within_limits"]),
+    )
+    section.add(
+        "Requests per 1,000 messages (of which answered 200)",
+        f"{result['requests_per_1000_messages']} ({result['requests_200_per_1000_messages']})",
+    )
+    section.add("Duplicate deliveries (dropped by Segment's messageId dedupe)", f"{result['duplicate_deliveries']:,}")
+    section.add("Duplicate requests (nothing new for Segment)", f"{result['duplicate_requests']:,}")
+    section.add(
+        "Faults injected", ", ".join(f"{count} x {name}" for name, count in sorted(result["faults_injected"].items()))
+    )
+    section.add(
+        "Retries / isolation requests / invocations",
+        f"{result['retries']:,} / {result['isolation_requests']:,} / {result['invocations']:,}",
+    )
+    section.add("Wall time", f"{result['seconds']} s")
+    return section
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,7 +297,11 @@ def main(argv: list[str] | None = None) -> int:
     width = max(len(k) for k in result)
     for key, value in result.items():
         print(f"{key:<{width}}  {value}")
-    ok = result["lost"] == 0 and result["within_limits"] and result["peak_requests_per_second"] <= PARTNER_REQUESTS_PER_SECOND
+    ok = (
+        result["lost"] == 0
+        and result["within_limits"]
+        and result["peak_requests_per_second"] <= PARTNER_REQUESTS_PER_SECOND
+    )
     return 0 if ok else 1
 
 

@@ -18,8 +18,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .common import HANDLER_DIRS, PYTHON, ROOT, Section
 
@@ -39,29 +40,33 @@ print(json.dumps({{"import": t1 - t0, "setup": t2 - t1, "import_cpu": c1 - c0, "
 SETUP = {
     "boto3": "",
     # What each handler's first invocation builds before doing any work (all cached afterwards).
-    "forward_handler": "f = forward_handler.get_forwarder()\n"
-                       "from segment_bridge import aws\naws.client('sqs')",
-    "ingest_handler": "i = ingest_handler.get_ingestor()\n"
-                      "getattr(i.queue, 'sqs', None)",
+    "forward_handler": "f = forward_handler.get_forwarder()\nfrom segment_bridge import aws\naws.client('sqs')",
+    "ingest_handler": "i = ingest_handler.get_ingestor()\ngetattr(i.queue, 'sqs', None)",
 }
 
 #: The third-party libraries each handler imports, alone: what its import costs before any of our own
 #: code runs (defining one small model is what builds pydantic's model machinery, as our first model does).
 _PYDANTIC_MODEL = "import pydantic\nclass _Probe(pydantic.BaseModel):\n    x: int = 0"
 LIBRARIES = {
-    "forward_handler": ("Powertools Logger/Metrics, pydantic models, requests",
-                        f"import aws_lambda_powertools.logging, aws_lambda_powertools.metrics\n{_PYDANTIC_MODEL}\n"
-                        "import requests"),
-    "ingest_handler": ("Powertools Logger/Metrics/event handler, pydantic models",
-                       "import aws_lambda_powertools.logging, aws_lambda_powertools.metrics, "
-                       f"aws_lambda_powertools.event_handler\n{_PYDANTIC_MODEL}"),
+    "forward_handler": (
+        "Powertools Logger/Metrics, pydantic models, requests",
+        f"import aws_lambda_powertools.logging, aws_lambda_powertools.metrics\n{_PYDANTIC_MODEL}\nimport requests",
+    ),
+    "ingest_handler": (
+        "Powertools Logger/Metrics/event handler, pydantic models",
+        "import aws_lambda_powertools.logging, aws_lambda_powertools.metrics, "
+        f"aws_lambda_powertools.event_handler\n{_PYDANTIC_MODEL}",
+    ),
 }
 
 ENV = {
-    "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_DEFAULT_REGION": "us-east-1",
     "QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/segment-bridge",
     "DEAD_LETTER_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/segment-bridge-dlq",
-    "POWERTOOLS_SERVICE_NAME": "segment-bridge", "POWERTOOLS_LOG_LEVEL": "INFO",
+    "POWERTOOLS_SERVICE_NAME": "segment-bridge",
+    "POWERTOOLS_LOG_LEVEL": "INFO",
 }
 
 
@@ -100,15 +105,20 @@ def copy_without_bytecode(target: Path) -> Path:
     handler modules), copied into `target` without any bytecode: the layer as SAM's python3.13
     builder used to ship it, where Lambda's read-only /opt meant compiling every module again at
     every cold start (layers/shared/Makefile now ships compiled bytecode)."""
-    finder = ("import json, sys, sysconfig\n"
-              f"sys.path[:0] = {[str(d) for d in HANDLER_DIRS] + [str(ROOT)]!r}\n"
-              "import forward_handler, ingest_handler\n"
-              "std = sysconfig.get_paths()['stdlib']  # (in a venv, platstdlib holds site-packages)\n"
-              "files = {getattr(m, '__file__', None) for m in list(sys.modules.values())}\n"
-              "print(json.dumps(sorted(f for f in files if f and not f.startswith(std))))")
+    finder = (
+        "import json, sys, sysconfig\n"
+        f"sys.path[:0] = {[str(d) for d in HANDLER_DIRS] + [str(ROOT)]!r}\n"
+        "import forward_handler, ingest_handler\n"
+        "std = sysconfig.get_paths()['stdlib']  # (in a venv, platstdlib holds site-packages)\n"
+        "files = {getattr(m, '__file__', None) for m in list(sys.modules.values())}\n"
+        "print(json.dumps(sorted(f for f in files if f and not f.startswith(std))))"
+    )
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}, **ENV}
-    files = json.loads(subprocess.run([PYTHON, "-c", finder], cwd=ROOT, env=env, capture_output=True, text=True,
-                                      check=True, timeout=120).stdout)
+    files = json.loads(
+        subprocess.run(
+            [PYTHON, "-c", finder], cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=120
+        ).stdout
+    )
     roots = [*HANDLER_DIRS, ROOT / "layers" / "shared", *(Path(p) for p in sys.path if p.endswith("site-packages"))]
     tops = set()
     for file in map(Path, files):
@@ -125,8 +135,11 @@ def copy_without_bytecode(target: Path) -> Path:
 
 
 def measure(repeats: int, unbuilt: Path) -> dict[str, list[dict[str, Any]]]:
-    modules = [*SETUP, *(f"libraries:{handler}" for handler in LIBRARIES),
-               *(f"unbuilt:{handler}" for handler in LIBRARIES)]
+    modules = [
+        *SETUP,
+        *(f"libraries:{handler}" for handler in LIBRARIES),
+        *(f"unbuilt:{handler}" for handler in LIBRARIES),
+    ]
     samples: dict[str, list[dict[str, Any]]] = {m: [] for m in modules}
     for module in modules:  # compile .pyc files and warm the page cache; not counted
         probe(module, unbuilt)
@@ -154,9 +167,11 @@ def run(quick: bool, log: Callable[[str], None], repeats: int | None = None) -> 
     base, base_wall = cpu("boto3"), wall("boto3")
     base_process = min(s["process"] for s in samples["boto3"])
     section = Section("3. Cold start: handler import and first-invocation setup, against `import boto3`")
-    section.add("Baseline: `import boto3` (fastest sample: CPU time; wall time; absolute for orientation)",
-                f"{base * 1000:.0f} ms CPU; {base_wall * 1000:.0f} ms wall; whole `python -c` process "
-                f"{base_process * 1000:.0f} ms")
+    section.add(
+        "Baseline: `import boto3` (fastest sample: CPU time; wall time; absolute for orientation)",
+        f"{base * 1000:.0f} ms CPU; {base_wall * 1000:.0f} ms wall; whole `python -c` process "
+        f"{base_process * 1000:.0f} ms",
+    )
     data: dict[str, Any] = {"boto3": base}
     for module in ("forward_handler", "ingest_handler"):
         imp = cpu(module)
@@ -164,17 +179,29 @@ def run(quick: bool, log: Callable[[str], None], repeats: int | None = None) -> 
         process = min(s["process"] for s in samples[module])
         loaded = samples[module][0]["boto3_loaded"]
         libraries = cpu(f"libraries:{module}")
-        section.add(f"{module}: import / `import boto3` (CPU time; wall time)",
-                    f"{imp / base:.2f}x (wall {wall(module) / base_wall:.2f}x)", "<= 1.3x", imp / base <= 1.3)
-        section.add(f"{module}: its libraries alone ({LIBRARIES[module][0]}) / `import boto3`", f"{libraries / base:.2f}x")
-        section.add(f"{module}: the bridge's own modules (import - libraries) / `import boto3`",
-                    f"{(imp - libraries) / base:.2f}x")
+        section.add(
+            f"{module}: import / `import boto3` (CPU time; wall time)",
+            f"{imp / base:.2f}x (wall {wall(module) / base_wall:.2f}x)",
+            "<= 1.3x",
+            imp / base <= 1.3,
+        )
+        section.add(
+            f"{module}: its libraries alone ({LIBRARIES[module][0]}) / `import boto3`", f"{libraries / base:.2f}x"
+        )
+        section.add(
+            f"{module}: the bridge's own modules (import - libraries) / `import boto3`",
+            f"{(imp - libraries) / base:.2f}x",
+        )
         unbuilt = cpu(f"unbuilt:{module}")
-        section.add(f"{module}: import from a layer without bytecode (as SAM's python builder shipped it) / "
-                    "`import boto3`", f"{unbuilt / base:.2f}x ({unbuilt / imp:.1f}x the compiled layer)")
+        section.add(
+            f"{module}: import from a layer without bytecode (as SAM's python builder shipped it) / `import boto3`",
+            f"{unbuilt / base:.2f}x ({unbuilt / imp:.1f}x the compiled layer)",
+        )
         section.add(f"{module}: import + first-invocation setup / `import boto3`", f"{total / base:.2f}x")
-        section.add(f"{module}: whole process / `python -c \"import boto3\"` process", f"{process / base_process:.2f}x")
-        section.add(f"{module}: boto3 imported by the handler import itself", "yes" if loaded else "no (deferred to setup)")
+        section.add(f'{module}: whole process / `python -c "import boto3"` process', f"{process / base_process:.2f}x")
+        section.add(
+            f"{module}: boto3 imported by the handler import itself", "yes" if loaded else "no (deferred to setup)"
+        )
         data[module] = {"import": imp, "total": total, "process": process, "libraries": libraries, "unbuilt": unbuilt}
     section.notes += [
         f"{repeats} samples of each, interleaved, after one discarded round that compiles bytecode; each figure "

@@ -103,8 +103,14 @@ def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 60.0) 
 
 def start_sink() -> Service:
     """The Segment sink (bench/sink_process.py) in its own process."""
-    process = subprocess.Popen([PYTHON, "-m", "bench.sink_process"], cwd=ROOT, env=_child_env(),
-                               stdout=subprocess.PIPE, text=True, preexec_fn=_die_with_parent)
+    process = subprocess.Popen(
+        [PYTHON, "-m", "bench.sink_process"],
+        cwd=ROOT,
+        env=_child_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=_die_with_parent,
+    )
     line = process.stdout.readline() if process.stdout else ""
     if not line.startswith("PORT "):
         process.kill()
@@ -116,9 +122,14 @@ def start_sink() -> Service:
 def start_moto() -> Service:
     """moto's standalone server (SQS, Secrets Manager) in its own process."""
     port = free_port()
-    process = subprocess.Popen([PYTHON, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], cwd=ROOT,
-                               env=_child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               preexec_fn=_die_with_parent)
+    process = subprocess.Popen(
+        [PYTHON, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        cwd=ROOT,
+        env=_child_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
+    )
     _wait_for_port(port, process)
     return Service("moto", process, f"http://127.0.0.1:{port}")
 
@@ -157,8 +168,14 @@ def run_worker(module: str, args: list[str], env: dict[str, str] | None = None, 
     return run_rounds(module, {"worker": ([args], env or {})}, rounds=0, timeout=timeout)["worker"][0]
 
 
-def run_rounds(module: str, groups: dict[str, tuple[list[list[str]], dict[str, str]]], rounds: int,
-               before: Any = None, after: Any = None, timeout: float = 600) -> dict[str, list[dict[str, Any]]]:
+def run_rounds(
+    module: str,
+    groups: dict[str, tuple[list[list[str]], dict[str, str]]],
+    rounds: int,
+    before: Any = None,
+    after: Any = None,
+    timeout: float = 600,
+) -> dict[str, list[dict[str, Any]]]:
     """Start every group's worker processes at once, then run `rounds` measured rounds, group after group.
 
     A group is `([argv per process], env)`: one contender, possibly several processes (instances).
@@ -177,8 +194,14 @@ def run_rounds(module: str, groups: dict[str, tuple[list[list[str]], dict[str, s
                 command = [PYTHON, "-m", module, "worker", *argv, "--out", str(out)]
                 child_env = _child_env({**env, "BENCH_SYNC_DIR": str(sync), "BENCH_WORKER_ID": wid})
                 with err.open("w") as stderr:
-                    process = subprocess.Popen(command, cwd=ROOT, env=child_env, stdout=subprocess.DEVNULL,
-                                               stderr=stderr, preexec_fn=_die_with_parent)
+                    process = subprocess.Popen(
+                        command,
+                        cwd=ROOT,
+                        env=child_env,
+                        stdout=subprocess.DEVNULL,
+                        stderr=stderr,
+                        preexec_fn=_die_with_parent,
+                    )
                 workers.setdefault(name, []).append((wid, process, out, err, argv))
         everyone = [w for group in workers.values() for w in group]
         deadline = time.monotonic() + timeout
@@ -206,7 +229,7 @@ def run_rounds(module: str, groups: dict[str, tuple[list[list[str]], dict[str, s
         wait_for([(sync / f"ready-{w[0]}", w) for w in everyone])
         for r in range(rounds):
             names = list(workers)
-            names = names[r % len(names):] + names[:r % len(names)]
+            names = names[r % len(names) :] + names[: r % len(names)]
             for name in names:
                 if before is not None:
                     before(name, r)
@@ -261,7 +284,7 @@ def write_result(path: str, result: dict[str, Any]) -> None:
 class Timer:
     """Wall time (perf_counter) and this process's CPU time (all threads) over a block."""
 
-    def __enter__(self) -> "Timer":
+    def __enter__(self) -> Timer:
         self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
         return self
 
@@ -284,12 +307,15 @@ def median(values: list[float]) -> float:
 
 def machine_info() -> dict[str, str]:
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         cpu = platform.processor() or platform.machine()
     try:
-        load = "%.2f %.2f %.2f" % os.getloadavg()
+        load = " ".join(f"{value:.2f}" for value in os.getloadavg())
     except OSError:
         load = "n/a"
     return {
@@ -348,7 +374,7 @@ class Profile:
         self.name = name
         self.profiler: Any = None
 
-    def __enter__(self) -> "Profile":
+    def __enter__(self) -> Profile:
         if self.path:
             from pyinstrument import Profiler
 

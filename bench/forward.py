@@ -24,10 +24,32 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import (LAMBDA_ENV, Profile, Rounds, Section, Timer, add_handler_paths, aws_env, fmt, package_version,
-                     run_rounds, run_worker, write_result)
-from .messages import (FORWARD_BATCH_SIZE, INVOKE_PAYLOAD_BYTES, TENANTS, WEBHOOK_EVENTS, analytics_calls, invocations,
-                       load_pickle, spec_messages, sqs_records, write_key)
+from .common import (
+    LAMBDA_ENV,
+    Profile,
+    Rounds,
+    Section,
+    Timer,
+    add_handler_paths,
+    aws_env,
+    fmt,
+    package_version,
+    run_rounds,
+    run_worker,
+    write_result,
+)
+from .messages import (
+    FORWARD_BATCH_SIZE,
+    INVOKE_PAYLOAD_BYTES,
+    TENANTS,
+    WEBHOOK_EVENTS,
+    analytics_calls,
+    invocations,
+    load_pickle,
+    spec_messages,
+    sqs_records,
+    write_key,
+)
 from .scale import paced_cap
 
 MODULE = "bench.forward"
@@ -72,7 +94,8 @@ def _timed_rounds(args: argparse.Namespace, parts: list[Any], name: str, send: A
 def bridge_worker(args: argparse.Namespace) -> dict[str, Any]:
     add_handler_paths()
     import forward_handler
-    from segment_bridge.ratelimit import RateLimiter
+
+    from segment_bridge.forward.ratelimit import RateLimiter
     from segment_bridge_tools.lambda_events import LocalLambdaContext, sqs_event
 
     index, count = (int(part) for part in args.shard.split("/"))
@@ -97,24 +120,30 @@ def bridge_worker(args: argparse.Namespace) -> dict[str, Any]:
         for event in part:
             response = forward_handler.lambda_handler(event, LocalLambdaContext(timeout_seconds=60))
             failures += len((response or {}).get("batchItemFailures", []))
-        return {"invocations": len(part), "records": sum(len(e["Records"]) for e in part), "failed_records": failures,
-                "requests": requests_sent() - requests_before}
+        return {
+            "invocations": len(part),
+            "records": sum(len(e["Records"]) for e in part),
+            "failed_records": failures,
+            "requests": requests_sent() - requests_before,
+        }
 
-    return {"limiter": limiter_note,
-            "rounds": _timed_rounds(args, parts, f"forward-bridge-{args.limiter}-{index}", send)}
+    return {
+        "limiter": limiter_note,
+        "rounds": _timed_rounds(args, parts, f"forward-bridge-{args.limiter}-{index}", send),
+    }
 
 
 def _count_requests(client: Any) -> Any:
-    """Count this instance's Segment requests (benchmark only: wraps the client's post_batch)."""
+    """Count this instance's Segment requests (benchmark only: wraps the client's send)."""
     lock, sent = threading.Lock(), [0]
-    post = client.post_batch
+    send = client.send
 
-    def counting_post(*args: Any, **kwargs: Any) -> Any:
+    def counting_send(*args: Any, **kwargs: Any) -> Any:
         with lock:
             sent[0] += 1
-        return post(*args, **kwargs)
+        return send(*args, **kwargs)
 
-    client.post_batch = counting_post
+    client.send = counting_send
     return lambda: sent[0]
 
 
@@ -123,8 +152,10 @@ def analytics_worker(args: argparse.Namespace) -> dict[str, Any]:
 
     calls = load_pickle(args.calls)
     errors: list[str] = []
-    clients = {tenant: Client(write_key(tenant), host=args.sink, on_error=lambda e, batch: errors.append(str(e)))
-               for tenant, _, _ in TENANTS}
+    clients = {
+        tenant: Client(write_key(tenant), host=args.sink, on_error=lambda e, batch: errors.append(str(e)))
+        for tenant, _, _ in TENANTS
+    }
     for tenant, method, kwargs in analytics_calls(_warm_up_messages()):  # warm-up, not measured
         getattr(clients[tenant], method)(**kwargs)
     for client in clients.values():
@@ -149,6 +180,7 @@ def memory_worker(args: argparse.Namespace) -> dict[str, Any]:
     """Peak resident memory of one forwarder invocation with a full (6 MB) batch."""
     add_handler_paths()
     import forward_handler
+
     from segment_bridge_tools.lambda_events import LocalLambdaContext, sqs_event
 
     first = invocations(sqs_records(spec_messages(8000, seed=7)))[0]
@@ -162,8 +194,13 @@ def memory_worker(args: argparse.Namespace) -> dict[str, Any]:
     except OSError:
         reset = False
     forward_handler.lambda_handler(event, LocalLambdaContext(timeout_seconds=60))
-    return {"rss_before_mb": before, "peak_mb": _proc_status("VmHWM"), "hwm_reset": reset,
-            "messages": sum(r["Body"].count('"messageId"') for r in first), "records": len(first)}
+    return {
+        "rss_before_mb": before,
+        "peak_mb": _proc_status("VmHWM"),
+        "hwm_reset": reset,
+        "messages": sum(r["Body"].count('"messageId"') for r in first),
+        "records": len(first),
+    }
 
 
 def _proc_status(field: str) -> float:
@@ -176,10 +213,14 @@ def _proc_status(field: str) -> float:
 # -- the benchmark ------------------------------------------------------------------------------
 def _bridge_env(ctx: Any, concurrency: int) -> dict[str, str]:
     return {
-        **aws_env(ctx.moto.url), **LAMBDA_ENV,
-        "SEGMENT_URL_US": ctx.sink.batch_url, "SEGMENT_URL_EU": ctx.sink.batch_url,
-        "DEAD_LETTER_QUEUE_URL": ctx.dlq_url, "MAX_RECEIVE_COUNT": "5",
-        "PARTNER_REQUESTS_PER_SECOND": str(DEPLOYED_RATE), "FORWARDER_MAX_CONCURRENCY": str(concurrency),
+        **aws_env(ctx.moto.url),
+        **LAMBDA_ENV,
+        "SEGMENT_URL_US": ctx.sink.batch_url,
+        "SEGMENT_URL_EU": ctx.sink.batch_url,
+        "DEAD_LETTER_QUEUE_URL": ctx.dlq_url,
+        "MAX_RECEIVE_COUNT": "5",
+        "PARTNER_REQUESTS_PER_SECOND": str(DEPLOYED_RATE),
+        "FORWARDER_MAX_CONCURRENCY": str(concurrency),
     }
 
 
@@ -191,8 +232,9 @@ def _merge_sink(total: dict[str, Any], step: dict[str, Any]) -> dict[str, Any]:
         merged[key] = total[key] + step[key]
     for key in ("max_body_bytes", "max_messages", "peak_requests_per_second"):
         merged[key] = max(total[key], step[key])
-    merged["statuses"] = {k: total["statuses"].get(k, 0) + step["statuses"].get(k, 0)
-                          for k in {*total["statuses"], *step["statuses"]}}
+    merged["statuses"] = {
+        k: total["statuses"].get(k, 0) + step["statuses"].get(k, 0) for k in {*total["statuses"], *step["statuses"]}
+    }
     merged["errors"] = sorted({*total["errors"], *step["errors"]})[:5]
     return merged
 
@@ -205,27 +247,43 @@ def run_contenders(ctx: Any, rounds: int) -> dict[str, dict[str, Any]]:
     each step and read after it).
     """
     profile = ["--profile", ctx.profile_dir] if ctx.profile_dir else []
-    base = ["--records", ctx.records_path, "--calls", ctx.calls_path, "--sink", ctx.sink.url,
-            "--rounds", str(rounds), *profile]
+    base = [
+        "--records",
+        ctx.records_path,
+        "--calls",
+        ctx.calls_path,
+        "--sink",
+        ctx.sink.url,
+        "--rounds",
+        str(rounds),
+        *profile,
+    ]
     env = _bridge_env(ctx, DEPLOYED_CONCURRENCY)
     groups = {
         "analytics": ([["analytics", *base]], {}),
         "bridge": ([["bridge", *base, "--limiter", "off", "--shard", "0/1"]], env),
-        "deployed": ([["bridge", *base, "--limiter", "deployed", "--shard", f"{i}/{DEPLOYED_CONCURRENCY}"]
-                      for i in range(DEPLOYED_CONCURRENCY)], env),
+        "deployed": (
+            [
+                ["bridge", *base, "--limiter", "deployed", "--shard", f"{i}/{DEPLOYED_CONCURRENCY}"]
+                for i in range(DEPLOYED_CONCURRENCY)
+            ],
+            env,
+        ),
     }
     sinks: dict[str, dict[str, Any]] = {name: {} for name in groups}
 
     def after(name: str, r: int) -> None:
         step = ctx.sink.stats()
         sinks[name] = _merge_sink(sinks[name], step)
-        ctx.log(f"  round {r + 1}/{rounds} {name:9s}: {step['requests']:4d} requests, "
-                f"{step['unique_message_ids']:6,d} messages, sink CPU {step['cpu_seconds']:.1f} s")
+        ctx.log(
+            f"  round {r + 1}/{rounds} {name:9s}: {step['requests']:4d} requests, "
+            f"{step['unique_message_ids']:6,d} messages, sink CPU {step['cpu_seconds']:.1f} s"
+        )
 
     results = run_rounds(MODULE, groups, rounds, before=lambda name, r: ctx.sink.reset(), after=after, timeout=900)
     out: dict[str, dict[str, Any]] = {}
     for name, workers in results.items():
-        per_round = list(zip(*(w["rounds"] for w in workers)))
+        per_round = list(zip(*(w["rounds"] for w in workers), strict=False))
         summary: dict[str, Any] = {
             "instances": len(workers),
             "wall": sum(max(t["end"] for t in rnd) - min(t["start"] for t in rnd) for rnd in per_round),
@@ -246,71 +304,119 @@ def run(ctx: Any) -> Section:
     n = ctx.n
     cap = DEPLOYED_RATE / DEPLOYED_CONCURRENCY
     pace = paced_cap() / DEPLOYED_CONCURRENCY  # what each instance's limiter actually allows
-    ctx.log(f"forwarding {n:,} messages: analytics-python; the forward handler with its limiter lifted; "
-            f"as deployed ({DEPLOYED_CONCURRENCY} instances paced at {pace:g} req/s each)")
+    ctx.log(
+        f"forwarding {n:,} messages: analytics-python; the forward handler with its limiter lifted; "
+        f"as deployed ({DEPLOYED_CONCURRENCY} instances paced at {pace:g} req/s each)"
+    )
     results = run_contenders(ctx, ctx.rounds)
     analytics, bridge, deployed = results["analytics"], results["bridge"], results["deployed"]
-    memory = run_worker(MODULE, ["memory", "--records", ctx.records_path, "--calls", ctx.calls_path, "--sink", ctx.sink.url],
-                        env=_bridge_env(ctx, DEPLOYED_CONCURRENCY))
+    memory = run_worker(
+        MODULE,
+        ["memory", "--records", ctx.records_path, "--calls", ctx.calls_path, "--sink", ctx.sink.url],
+        env=_bridge_env(ctx, DEPLOYED_CONCURRENCY),
+    )
     ctx.sink.reset()
 
     version = package_version("segment-analytics-python")
     section = Section(f"1. Forwarding {n:,} Spec messages: forward handler vs analytics-python {version}")
     b, a, d = bridge["sink"], analytics["sink"], deployed["sink"]
     delivered_b, delivered_a = b["unique_message_ids"], a["unique_message_ids"]
-    per_k = lambda count, delivered=n: 1000 * count / max(delivered, 1)  # noqa: E731
+
+    def per_k(count: float, delivered: int = n) -> float:
+        return 1000 * count / max(delivered, 1)
+
     mean_size = ctx.mean_message_bytes
-    section.add("Messages delivered (unique messageIds at the sink): bridge / as deployed / analytics-python",
-                f"{delivered_b:,} / {d['unique_message_ids']:,} / {delivered_a:,} of {n:,}", f"all {n:,}",
-                delivered_b == n and d["unique_message_ids"] == n)
+    section.add(
+        "Messages delivered (unique messageIds at the sink): bridge / as deployed / analytics-python",
+        f"{delivered_b:,} / {d['unique_message_ids']:,} / {delivered_a:,} of {n:,}",
+        f"all {n:,}",
+        delivered_b == n and d["unique_message_ids"] == n,
+    )
     if analytics["dropped_queue_full"] or analytics["errors"]:
-        section.add("analytics-python: dropped at enqueue (queue full, max_queue_size 10,000) / upload errors",
-                    f"{analytics['dropped_queue_full']:,} / {analytics['errors']:,}")
-    section.add(f"Segment requests per 1,000 messages (mean {mean_size:,.0f} B): bridge",
-                fmt(per_k(b["requests"])), "<= 3", per_k(b["requests"]) <= 3)
-    section.add("Segment requests per 1,000 delivered messages: analytics-python (defaults)",
-                fmt(per_k(a["requests"], delivered_a)))
-    section.add("Bytes per request, JSON body: bridge / analytics-python",
-                f"{b['body_bytes'] / max(b['requests'], 1):,.0f} / {a['body_bytes'] / max(a['requests'], 1):,.0f}")
-    section.add("Bytes per message on the wire: bridge (gzip) / analytics-python (no gzip by default)",
-                f"{b['wire_bytes'] / max(delivered_b, 1):,.0f} / {a['wire_bytes'] / max(delivered_a, 1):,.0f}")
+        section.add(
+            "analytics-python: dropped at enqueue (queue full, max_queue_size 10,000) / upload errors",
+            f"{analytics['dropped_queue_full']:,} / {analytics['errors']:,}",
+        )
+    section.add(
+        f"Segment requests per 1,000 messages (mean {mean_size:,.0f} B): bridge",
+        fmt(per_k(b["requests"])),
+        "<= 3",
+        per_k(b["requests"]) <= 3,
+    )
+    section.add(
+        "Segment requests per 1,000 delivered messages: analytics-python (defaults)",
+        fmt(per_k(a["requests"], delivered_a)),
+    )
+    section.add(
+        "Bytes per request, JSON body: bridge / analytics-python",
+        f"{b['body_bytes'] / max(b['requests'], 1):,.0f} / {a['body_bytes'] / max(a['requests'], 1):,.0f}",
+    )
+    section.add(
+        "Bytes per message on the wire: bridge (gzip) / analytics-python (no gzip by default)",
+        f"{b['wire_bytes'] / max(delivered_b, 1):,.0f} / {a['wire_bytes'] / max(delivered_a, 1):,.0f}",
+    )
     fill_b = 100 * b["body_bytes"] / max(b["requests"], 1) / MAX_BATCH_BYTES
     fill_a = 100 * a["body_bytes"] / max(a["requests"], 1) / MAX_BATCH_BYTES
     section.add("Batch fill, mean body / 500 KB: bridge / analytics-python", f"{fill_b:.1f} % / {fill_a:.1f} %")
-    section.add("Largest request body: bridge / analytics-python",
-                f"{b['max_body_bytes']:,} B / {a['max_body_bytes']:,} B", "< 500,000 B",
-                max(b["max_body_bytes"], a["max_body_bytes"], d["max_body_bytes"]) < MAX_BATCH_BYTES)
+    section.add(
+        "Largest request body: bridge / analytics-python",
+        f"{b['max_body_bytes']:,} B / {a['max_body_bytes']:,} B",
+        "< 500,000 B",
+        max(b["max_body_bytes"], a["max_body_bytes"], d["max_body_bytes"]) < MAX_BATCH_BYTES,
+    )
     cpu_b, cpu_a = per_k(bridge["cpu"], delivered_b), per_k(analytics["cpu"], delivered_a)
-    section.add("CPU s per 1,000 delivered messages, sending process(es): bridge / analytics-python",
-                f"{cpu_b:.4f} / {cpu_a:.4f} (ratio {cpu_a / cpu_b:.1f}x)")
+    section.add(
+        "CPU s per 1,000 delivered messages, sending process(es): bridge / analytics-python",
+        f"{cpu_b:.4f} / {cpu_a:.4f} (ratio {cpu_a / cpu_b:.1f}x)",
+    )
     wall_a = analytics["wall"] / max(delivered_a, 1)
     ratio = wall_a / (bridge["wall"] / max(delivered_b, 1))
-    section.add("Wall time per delivered message, analytics-python / bridge (1 instance, limiter lifted)",
-                f"{ratio:.2f}x", ">= 3x", ratio >= 3)
+    section.add(
+        "Wall time per delivered message, analytics-python / bridge (1 instance, limiter lifted)",
+        f"{ratio:.2f}x",
+        ">= 3x",
+        ratio >= 3,
+    )
     # As deployed, the partner cap sets the pace: the rounds cannot end before each instance's
     # limiter has let its requests out (the busiest instance of each round decides).
     floor = sum(max(rnd) for rnd in deployed["round_requests"]) / pace
     ratio_deployed = wall_a / (deployed["wall"] / max(d["unique_message_ids"], 1))
     best_deployed = wall_a / (floor / max(d["unique_message_ids"], 1))
-    section.add(f"As deployed ({DEPLOYED_CONCURRENCY} instances paced at {pace:g} req/s each): share of the "
-                "limiters' pace reached (wall time the limiters alone need / wall time)",
-                f"{100 * floor / deployed['wall']:.0f} % ({floor:.1f} s / {deployed['wall']:.1f} s)", ">= 80 %",
-                floor / deployed["wall"] >= 0.8)
-    section.add("Wall time per delivered message, analytics-python / bridge as deployed (the most the cap allows)",
-                f"{ratio_deployed:.2f}x ({best_deployed:.2f}x)")
-    section.add("Most requests at the sink in any 1 s: bridge as deployed / analytics-python (partner cap 50)",
-                f"{d['peak_requests_per_second']} / {a['peak_requests_per_second']}", f"bridge <= {DEPLOYED_RATE}",
-                d["peak_requests_per_second"] <= DEPLOYED_RATE)
-    section.add("Sink CPU during the run (its own process): bridge / analytics-python",
-                f"{b['cpu_seconds']:.1f} s / {a['cpu_seconds']:.1f} s")
-    section.add("Forward invocations / SQS records / failed records (1 instance)",
-                f"{bridge['invocations']} / {bridge['records']:,} / {bridge['failed_records']}")
-    section.add("Forwarder peak memory in one full (6 MB) invocation, RSS high-water mark",
-                f"{memory['peak_mb']:.0f} MB ({memory['messages']:,} messages, {memory['records']} records; "
-                f"{memory['rss_before_mb']:.0f} MB before it: interpreter, libraries and the benchmark's own data)"
-                + ("" if memory["hwm_reset"] else "; not resettable here, includes setup"))
-    ctx.log(f"  absolute (orientation only): analytics-python {analytics['wall']:.1f} s, bridge {bridge['wall']:.1f} s, "
-            f"as deployed {deployed['wall']:.1f} s")
+    section.add(
+        f"As deployed ({DEPLOYED_CONCURRENCY} instances paced at {pace:g} req/s each): share of the "
+        "limiters' pace reached (wall time the limiters alone need / wall time)",
+        f"{100 * floor / deployed['wall']:.0f} % ({floor:.1f} s / {deployed['wall']:.1f} s)",
+        ">= 80 %",
+        floor / deployed["wall"] >= 0.8,
+    )
+    section.add(
+        "Wall time per delivered message, analytics-python / bridge as deployed (the most the cap allows)",
+        f"{ratio_deployed:.2f}x ({best_deployed:.2f}x)",
+    )
+    section.add(
+        "Most requests at the sink in any 1 s: bridge as deployed / analytics-python (partner cap 50)",
+        f"{d['peak_requests_per_second']} / {a['peak_requests_per_second']}",
+        f"bridge <= {DEPLOYED_RATE}",
+        d["peak_requests_per_second"] <= DEPLOYED_RATE,
+    )
+    section.add(
+        "Sink CPU during the run (its own process): bridge / analytics-python",
+        f"{b['cpu_seconds']:.1f} s / {a['cpu_seconds']:.1f} s",
+    )
+    section.add(
+        "Forward invocations / SQS records / failed records (1 instance)",
+        f"{bridge['invocations']} / {bridge['records']:,} / {bridge['failed_records']}",
+    )
+    section.add(
+        "Forwarder peak memory in one full (6 MB) invocation, RSS high-water mark",
+        f"{memory['peak_mb']:.0f} MB ({memory['messages']:,} messages, {memory['records']} records; "
+        f"{memory['rss_before_mb']:.0f} MB before it: interpreter, libraries and the benchmark's own data)"
+        + ("" if memory["hwm_reset"] else "; not resettable here, includes setup"),
+    )
+    ctx.log(
+        f"  absolute (orientation only): analytics-python {analytics['wall']:.1f} s, bridge {bridge['wall']:.1f} s, "
+        f"as deployed {deployed['wall']:.1f} s"
+    )
 
     section.notes += [
         f"Messages: {n:,} Spec messages (85 % track, 15 % identify), serialized 0.5-2 KB (mean {mean_size:,.0f} B), "
@@ -328,7 +434,8 @@ def run(ctx: Any) -> Section:
         "figures are the sending processes' CPU time (all threads); the sink's is shown separately.",
         f"Rate limiter: each forwarder instance's share is PARTNER_REQUESTS_PER_SECOND / "
         f"FORWARDER_MAX_CONCURRENCY = {DEPLOYED_RATE}/{DEPLOYED_CONCURRENCY} = {cap:g} requests/s, paced at "
-        f"{pace:g}/s (headroom for jitter), so the fleet never exceeds Segment's 50/s; analytics-python has no limiter. The `limiter lifted` run swaps one "
+        f"{pace:g}/s (headroom for jitter), so the fleet never exceeds Segment's 50/s; analytics-python has no "
+        "limiter. The `limiter lifted` run swaps one "
         "instance's limiter for an unlimited one after the warm-up (benchmark only) to compare raw speed. The "
         f"`as deployed` run is the template's default fleet: {DEPLOYED_CONCURRENCY} instances at once (the event "
         "source's MaximumConcurrency), each taking every other batch, each paced.",
@@ -342,11 +449,18 @@ def run(ctx: Any) -> Section:
         "each round (analytics-python flushes at the end of each), so a busy spell of this shared machine is spread "
         "over all three; a contender's wall time is the sum of its rounds.",
     ]
-    section.data = {"bridge": bridge, "analytics": analytics, "deployed": deployed, "memory": memory,
-                    "requests_per_1000": per_k(b["requests"]), "fill_percent": fill_b,
-                    "messages_per_request": b["messages"] / max(b["requests"], 1),
-                    "body_bytes_per_request": b["body_bytes"] / max(b["requests"], 1),
-                    "cpu_per_1000": cpu_b, "mean_message_bytes": mean_size}
+    section.data = {
+        "bridge": bridge,
+        "analytics": analytics,
+        "deployed": deployed,
+        "memory": memory,
+        "requests_per_1000": per_k(b["requests"]),
+        "fill_percent": fill_b,
+        "messages_per_request": b["messages"] / max(b["requests"], 1),
+        "body_bytes_per_request": b["body_bytes"] / max(b["requests"], 1),
+        "cpu_per_1000": cpu_b,
+        "mean_message_bytes": mean_size,
+    }
     return section
 
 

@@ -24,8 +24,19 @@ import sys
 import time
 from typing import Any
 
-from .common import (LAMBDA_ENV, Profile, Section, Timer, add_handler_paths, aws_env, fmt, median, percentile,
-                     run_worker, write_result)
+from .common import (
+    LAMBDA_ENV,
+    Profile,
+    Section,
+    Timer,
+    add_handler_paths,
+    aws_env,
+    fmt,
+    median,
+    percentile,
+    run_worker,
+    write_result,
+)
 
 MODULE = "bench.ingest"
 #: The 20,000 events/s per core target is judged on a core of fixed speed, not on whichever speed
@@ -40,8 +51,15 @@ SPEC_SECRET = "whsec_bench_spec_signing_secret_0123456789"
 WEBHOOK_EVENTS = 1000
 
 #: Only event types the bridge forwards (the costly path); SendGrid's own mix has more `processed`.
-SENDGRID_KINDS = [("delivered", 35), ("open", 30), ("click", 15), ("bounce", 6), ("unsubscribe", 5),
-                  ("group_unsubscribe", 5), ("spamreport", 4)]
+SENDGRID_KINDS = [
+    ("delivered", 35),
+    ("open", 30),
+    ("click", 15),
+    ("bounce", 6),
+    ("unsubscribe", 5),
+    ("group_unsubscribe", 5),
+    ("spamreport", 4),
+]
 
 
 def sendgrid_events(count: int, seed: int = 61) -> list[dict[str, Any]]:
@@ -51,7 +69,7 @@ def sendgrid_events(count: int, seed: int = 61) -> list[dict[str, Any]]:
     weights = [w for _, w in SENDGRID_KINDS]
     now = int(time.time())
     events = []
-    for i in range(count):
+    for _ in range(count):
         kind = rng.choices(kinds, weights)[0]
         user = rng.randrange(10**6)
         event: dict[str, Any] = {
@@ -74,8 +92,12 @@ def sendgrid_events(count: int, seed: int = 61) -> list[dict[str, Any]]:
         if kind == "open":
             event["sg_machine_open"] = rng.random() < 0.3
         if kind == "bounce":
-            event.update(reason="550 5.1.1 The email account that you tried to reach does not exist.",
-                         status="5.1.1", type="bounce", bounce_classification="Invalid Address")
+            event.update(
+                reason="550 5.1.1 The email account that you tried to reach does not exist.",
+                status="5.1.1",
+                type="bounce",
+                bounce_classification="Invalid Address",
+            )
         if kind == "group_unsubscribe":
             event["asm_group_id"] = 42
         events.append(event)
@@ -83,12 +105,30 @@ def sendgrid_events(count: int, seed: int = 61) -> list[dict[str, Any]]:
 
 
 def spec_message() -> dict[str, Any]:
-    return {"type": "track", "userId": "user-0000042", "event": "Order Completed", "messageId": "bench-single-0001",
-            "timestamp": "2026-01-05T09:00:00.000Z",
-            "properties": {"order_id": "ord-1234567", "total": 129.95, "revenue": 119.95, "currency": "USD",
-                           "products": [{"product_id": f"sku-{i}", "name": f"Product {i}", "price": 39.95 + i,
-                                         "quantity": 1, "category": "Outdoor"} for i in range(6)]},
-            "context": {"ip": "203.0.113.7", "userAgent": "curl/8.5"}}
+    return {
+        "type": "track",
+        "userId": "user-0000042",
+        "event": "Order Completed",
+        "messageId": "bench-single-0001",
+        "timestamp": "2026-01-05T09:00:00.000Z",
+        "properties": {
+            "order_id": "ord-1234567",
+            "total": 129.95,
+            "revenue": 119.95,
+            "currency": "USD",
+            "products": [
+                {
+                    "product_id": f"sku-{i}",
+                    "name": f"Product {i}",
+                    "price": 39.95 + i,
+                    "quantity": 1,
+                    "category": "Outdoor",
+                }
+                for i in range(6)
+            ],
+        },
+        "context": {"ip": "203.0.113.7", "userAgent": "curl/8.5"},
+    }
 
 
 # -- worker ---------------------------------------------------------------------------------------
@@ -121,7 +161,7 @@ def _sendgrid_request(url_base: str) -> tuple[str, bytes, dict[str, str], str]:
     """(source, body, headers, note): SendGrid signed with the demo key, or the spec fallback."""
     body_events = sendgrid_events(WEBHOOK_EVENTS)
     try:
-        from segment_bridge.sources import get_source
+        from segment_bridge.ingest.sources import get_source
         from segment_bridge_tools.signing import demo_source_settings, signed_headers
 
         if get_source("sendgrid") is None:
@@ -131,14 +171,27 @@ def _sendgrid_request(url_base: str) -> tuple[str, bytes, dict[str, str], str]:
         headers = signed_headers("sendgrid", body, demo_source_settings()["sendgrid"], url_base + path)
         return "sendgrid", body, headers, "SendGrid Event Webhook, ECDSA-signed with the demo key"
     except ImportError:
-        from segment_bridge.signatures import sign_timestamped
+        from segment_bridge.ingest.signatures import sign_timestamped
 
         # Fallback: the same events as Spec track calls of the same size, through the spec source.
-        batch = [{"type": "track", "userId": e["user_id"], "event": "Email Delivered", "messageId": e["sg_event_id"],
-                  "properties": {k: v for k, v in e.items() if k not in ("user_id", "event")}} for e in body_events]
+        batch = [
+            {
+                "type": "track",
+                "userId": e["user_id"],
+                "event": "Email Delivered",
+                "messageId": e["sg_event_id"],
+                "properties": {k: v for k, v in e.items() if k not in ("user_id", "event")},
+            }
+            for e in body_events
+        ]
         body = json.dumps({"batch": batch}, separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json", "X-Signature": sign_timestamped(SPEC_SECRET, body)}
-        return "spec", body, headers, "FALLBACK: no SendGrid source/signer found; a spec webhook of SendGrid-sized events"
+        return (
+            "spec",
+            body,
+            headers,
+            "FALLBACK: no SendGrid source/signer found; a spec webhook of SendGrid-sized events",
+        )
 
 
 def _tenant_document() -> dict[str, Any]:
@@ -164,15 +217,19 @@ def ingest_worker(args: argparse.Namespace) -> dict[str, Any]:
     secrets.create_secret(Name=f"segment-bridge/tenants/{TENANT}", SecretString=json.dumps(_tenant_document()))
     os.environ["QUEUE_URL"] = queue_url
     import ingest_handler
-    from segment_bridge.signatures import sign_timestamped
+
+    from segment_bridge.ingest.signatures import sign_timestamped
     from segment_bridge_tools.lambda_events import LocalLambdaContext, api_gateway_event
 
     source, big_body, big_headers, note = _sendgrid_request("https://localhost/Prod")
     big_event = api_gateway_event("POST", f"/v1/webhooks/{source}/{TENANT}", big_body, big_headers)
     single_body = json.dumps(spec_message(), separators=(",", ":")).encode()
-    single_event = api_gateway_event("POST", f"/v1/webhooks/spec/{TENANT}", single_body,
-                                     {"Content-Type": "application/json",
-                                      "X-Signature": sign_timestamped(SPEC_SECRET, single_body)})
+    single_event = api_gateway_event(
+        "POST",
+        f"/v1/webhooks/spec/{TENANT}",
+        single_body,
+        {"Content-Type": "application/json", "X-Signature": sign_timestamped(SPEC_SECRET, single_body)},
+    )
     bare_body = "x" * len(single_body)
 
     def invoke(event: dict[str, Any]) -> dict[str, Any]:
@@ -217,7 +274,7 @@ def ingest_worker(args: argparse.Namespace) -> dict[str, Any]:
     ingestor.queue = real_queue
 
     before_single = dict(calls)
-    for rep in range(args.single_reps):
+    for _ in range(args.single_reps):
         with Timer() as t:
             invoke(single_event)
         single.append(t.wall)
@@ -225,16 +282,29 @@ def ingest_worker(args: argparse.Namespace) -> dict[str, Any]:
         start = time.perf_counter()
         sqs.send_message(QueueUrl=queue_url, MessageBody=bare_body)
         bare.append(time.perf_counter() - start)
-    single_sqs_calls = sum(v - before_single.get(k, 0) for k, v in calls.items() if k.startswith("sqs.")) - args.single_reps
+    single_sqs_calls = (
+        sum(v - before_single.get(k, 0) for k, v in calls.items() if k.startswith("sqs.")) - args.single_reps
+    )
 
     return {
-        "source": source, "note": note, "events": WEBHOOK_EVENTS, "accepted": first.get("accepted"),
-        "rejected": len(first.get("rejected", [])), "skipped": len(first.get("skipped", [])),
-        "body_bytes": len(big_body), "reps": args.reps, "totals": totals,
+        "source": source,
+        "note": note,
+        "events": WEBHOOK_EVENTS,
+        "accepted": first.get("accepted"),
+        "rejected": len(first.get("rejected", [])),
+        "skipped": len(first.get("skipped", [])),
+        "body_bytes": len(big_body),
+        "reps": args.reps,
+        "totals": totals,
         "sqs_calls_per_webhook": sqs_calls["moto"] / args.reps,
-        "single_reps": args.single_reps, "single_p50": median(single), "single_p99": percentile(single, 99),
-        "single_cpu": single_cpu / args.single_reps, "bare_p50": median(bare), "bare_p99": percentile(bare, 99),
-        "single_sqs_calls_per_webhook": single_sqs_calls / args.single_reps, "single_body_bytes": len(single_body),
+        "single_reps": args.single_reps,
+        "single_p50": median(single),
+        "single_p99": percentile(single, 99),
+        "single_cpu": single_cpu / args.single_reps,
+        "bare_p50": median(bare),
+        "bare_p99": percentile(bare, 99),
+        "single_sqs_calls_per_webhook": single_sqs_calls / args.single_reps,
+        "single_body_bytes": len(single_body),
         "api_calls": calls,
     }
 
@@ -242,42 +312,78 @@ def ingest_worker(args: argparse.Namespace) -> dict[str, Any]:
 # -- the benchmark --------------------------------------------------------------------------------
 def run(ctx: Any) -> Section:
     reps, single_reps = (2, 10) if ctx.smoke else (5, 50) if ctx.quick else (15, 200)
-    ctx.log(f"ingest: {reps} x a {WEBHOOK_EVENTS:,}-event webhook (moto SQS / null queue / json baseline), "
-            f"{single_reps} x a 1-message spec webhook")
+    ctx.log(
+        f"ingest: {reps} x a {WEBHOOK_EVENTS:,}-event webhook (moto SQS / null queue / json baseline), "
+        f"{single_reps} x a 1-message spec webhook"
+    )
     env = {**aws_env(ctx.moto.url), **LAMBDA_ENV}
-    r = run_worker(MODULE, ["ingest", "--reps", str(reps), "--single-reps", str(single_reps),
-                            *(["--profile", ctx.profile_dir] if ctx.profile_dir else [])], env=env)
+    r = run_worker(
+        MODULE,
+        [
+            "ingest",
+            "--reps",
+            str(reps),
+            "--single-reps",
+            str(single_reps),
+            *(["--profile", ctx.profile_dir] if ctx.profile_dir else []),
+        ],
+        env=env,
+    )
     # Median CPU per round: robust to a noisy neighbour stealing a round.
     cpu = {k: median(v["cpu"]) for k, v in r["totals"].items()}
     per_core_moto = r["events"] / cpu["moto"]
     per_core_null = r["events"] / cpu["null"]
     per_core_json = r["events"] / cpu["json"]
-    section = Section(f"2. Ingest cost: a {r['events']:,}-event {'SendGrid' if r['source'] == 'sendgrid' else 'spec'} "
-                      "webhook and a 1-message spec webhook through the ingest handler")
-    section.add("Events accepted / rejected / skipped per webhook",
-                f"{r['accepted']:,} / {r['rejected']} / {r['skipped']} of {r['events']:,}")
+    section = Section(
+        f"2. Ingest cost: a {r['events']:,}-event {'SendGrid' if r['source'] == 'sendgrid' else 'spec'} "
+        "webhook and a 1-message spec webhook through the ingest handler"
+    )
+    section.add(
+        "Events accepted / rejected / skipped per webhook",
+        f"{r['accepted']:,} / {r['rejected']} / {r['skipped']} of {r['events']:,}",
+    )
     at_reference = REFERENCE_JSON_EVENTS_PER_CORE / per_core_json  # this run's core -> the reference core
     target = f">= {TARGET_EVENTS_PER_CORE:,}"
-    section.add("Events/s per core at the reference core speed, whole handler, SQS on moto (handler process CPU)",
-                f"{per_core_moto * at_reference:,.0f}", target, per_core_moto * at_reference >= TARGET_EVENTS_PER_CORE)
-    section.add("Events/s per core at the reference core speed, verify + parse + map + lint + normalize + pack "
-                "(null queue)", f"{per_core_null * at_reference:,.0f}", target,
-                per_core_null * at_reference >= TARGET_EVENTS_PER_CORE)
-    section.add("Same-run baseline: json.loads + json.dumps of the same body, events/s per core "
-                f"(reference core: {REFERENCE_JSON_EVENTS_PER_CORE:,})", f"{per_core_json:,.0f}")
-    section.add("Events/s per core on this run's core (orientation): with SQS / null queue",
-                f"{per_core_moto:,.0f} / {per_core_null:,.0f}")
-    section.add("Handler CPU per event as a multiple of the json baseline: with SQS / null queue",
-                f"{per_core_json / per_core_moto:.1f}x / {per_core_json / per_core_null:.1f}x")
+    section.add(
+        "Events/s per core at the reference core speed, whole handler, SQS on moto (handler process CPU)",
+        f"{per_core_moto * at_reference:,.0f}",
+        target,
+        per_core_moto * at_reference >= TARGET_EVENTS_PER_CORE,
+    )
+    section.add(
+        "Events/s per core at the reference core speed, verify + parse + map + lint + normalize + pack (null queue)",
+        f"{per_core_null * at_reference:,.0f}",
+        target,
+        per_core_null * at_reference >= TARGET_EVENTS_PER_CORE,
+    )
+    section.add(
+        "Same-run baseline: json.loads + json.dumps of the same body, events/s per core "
+        f"(reference core: {REFERENCE_JSON_EVENTS_PER_CORE:,})",
+        f"{per_core_json:,.0f}",
+    )
+    section.add(
+        "Events/s per core on this run's core (orientation): with SQS / null queue",
+        f"{per_core_moto:,.0f} / {per_core_null:,.0f}",
+    )
+    section.add(
+        "Handler CPU per event as a multiple of the json baseline: with SQS / null queue",
+        f"{per_core_json / per_core_moto:.1f}x / {per_core_json / per_core_null:.1f}x",
+    )
     wall = {k: median(v["wall"]) for k, v in r["totals"].items()}
-    section.add(f"Wall time per {r['events']:,}-event webhook: with SQS on moto / null queue / json baseline "
-                "(orientation)", f"{wall['moto'] * 1000:.0f} / {wall['null'] * 1000:.0f} / {wall['json'] * 1000:.0f} ms")
+    section.add(
+        f"Wall time per {r['events']:,}-event webhook: with SQS on moto / null queue / json baseline (orientation)",
+        f"{wall['moto'] * 1000:.0f} / {wall['null'] * 1000:.0f} / {wall['json'] * 1000:.0f} ms",
+    )
     sqs_per_k = 1000 * r["sqs_calls_per_webhook"] / r["events"]
     section.add("SQS API calls per 1,000 events (counted at botocore)", fmt(sqs_per_k), "<= 2", sqs_per_k <= 2)
-    section.add("1-message spec webhook: handler wall time p50 / p99 (SQS on moto)",
-                f"{r['single_p50'] * 1000:.2f} ms / {r['single_p99'] * 1000:.2f} ms")
-    section.add("1-message webhook p50 / p99 as a multiple of a bare SendMessage to the same moto",
-                f"{r['single_p50'] / r['bare_p50']:.2f}x / {r['single_p99'] / r['bare_p99']:.2f}x")
+    section.add(
+        "1-message spec webhook: handler wall time p50 / p99 (SQS on moto)",
+        f"{r['single_p50'] * 1000:.2f} ms / {r['single_p99'] * 1000:.2f} ms",
+    )
+    section.add(
+        "1-message webhook p50 / p99 as a multiple of a bare SendMessage to the same moto",
+        f"{r['single_p50'] / r['bare_p50']:.2f}x / {r['single_p99'] / r['bare_p99']:.2f}x",
+    )
     section.add("1-message webhook: handler CPU, as events/s per core", f"{1 / r['single_cpu']:,.0f}")
     section.add("1-message webhook: SQS API calls per webhook", fmt(r["single_sqs_calls_per_webhook"]))
     section.notes += [
@@ -297,8 +403,13 @@ def run(ctx: Any) -> Section:
         f"followed by a bare boto3 SendMessage of a body of the same size to the same moto server; absolute "
         f"figures: bare SendMessage p50 {r['bare_p50'] * 1000:.2f} ms, p99 {r['bare_p99'] * 1000:.2f} ms.",
     ]
-    section.data = {"result": r, "per_core_moto": per_core_moto, "per_core_null": per_core_null,
-                    "per_core_json": per_core_json, "sqs_per_1000": sqs_per_k}
+    section.data = {
+        "result": r,
+        "per_core_moto": per_core_moto,
+        "per_core_null": per_core_null,
+        "per_core_json": per_core_json,
+        "sqs_per_1000": sqs_per_k,
+    }
     return section
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import random
-from json.encoder import encode_basestring_ascii
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from datetime import UTC, datetime, timedelta
+from json.encoder import encode_basestring_ascii
+from typing import Any
 
 from segment_bridge.queue_format import pack_queue_bodies
 
@@ -30,10 +31,20 @@ WEBHOOK_EVENTS = 100
 FORWARD_BATCH_SIZE = 1000
 INVOKE_PAYLOAD_BYTES = 6_000_000
 
-EVENTS = ["Email Delivered", "Email Opened", "Email Link Clicked", "Order Completed", "Product Viewed",
-          "Checkout Started", "Subscription Renewed", "Payment Failed"]
-WORDS = ("lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore "
-         "et dolore magna aliqua ut enim ad minim veniam quis nostrud exercitation ullamco laboris").split()
+EVENTS = [
+    "Email Delivered",
+    "Email Opened",
+    "Email Link Clicked",
+    "Order Completed",
+    "Product Viewed",
+    "Checkout Started",
+    "Subscription Renewed",
+    "Payment Failed",
+]
+WORDS = (
+    "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore "
+    "et dolore magna aliqua ut enim ad minim veniam quis nostrud exercitation ullamco laboris"
+).split()
 
 
 def write_key(tenant: str) -> str:
@@ -63,7 +74,7 @@ def _filler_source(rng: random.Random) -> str:
 def _filler(rng: random.Random, source: str, length: int) -> str:
     """`length` characters of word salad, sliced from `source` at a random offset (fast)."""
     start = rng.randrange(0, len(source) - length - 1) if length > 0 else 0
-    return source[start:start + length]
+    return source[start : start + length]
 
 
 def spec_messages(n: int, seed: int = SEED) -> list[BenchMessage]:
@@ -72,7 +83,7 @@ def spec_messages(n: int, seed: int = SEED) -> list[BenchMessage]:
     source = _filler_source(rng)
     names = [t for t, _, _ in TENANTS]
     weights = [w for _, w, _ in TENANTS]
-    start = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
     out: list[BenchMessage] = []
     for i in range(n):
         tenant = rng.choices(names, weights)[0]
@@ -82,19 +93,31 @@ def spec_messages(n: int, seed: int = SEED) -> list[BenchMessage]:
             "userId": f"user-{rng.randrange(200_000):06d}",
             "timestamp": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "messageId": f"bench-{uuid.UUID(int=rng.getrandbits(128), version=4)}",
-            "context": {"integration": dict(INTEGRATION), "ip": f"203.0.113.{rng.randrange(1, 255)}",
-                        "userAgent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)"},
+            "context": {
+                "integration": dict(INTEGRATION),
+                "ip": f"203.0.113.{rng.randrange(1, 255)}",
+                "userAgent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)",
+            },
         }
         if message["type"] == "track":
             message["event"] = rng.choice(EVENTS)
-            message["properties"] = {"order_id": f"ord-{rng.randrange(10**8)}", "revenue": round(rng.uniform(1, 500), 2),
-                                     "currency": "USD", "campaign": f"spring-{rng.randrange(40)}",
-                                     "email_id": f"{rng.getrandbits(64):016x}", "description": ""}
+            message["properties"] = {
+                "order_id": f"ord-{rng.randrange(10**8)}",
+                "revenue": round(rng.uniform(1, 500), 2),
+                "currency": "USD",
+                "campaign": f"spring-{rng.randrange(40)}",
+                "email_id": f"{rng.getrandbits(64):016x}",
+                "description": "",
+            }
             padded = message["properties"]
         else:
-            message["traits"] = {"email": f"person{rng.randrange(10**6)}@example.com", "plan": rng.choice(["free", "pro", "team"]),
-                                 "name": "Pat Example", "company": {"name": "Example Inc", "employees": rng.randrange(5, 5000)},
-                                 "bio": ""}
+            message["traits"] = {
+                "email": f"person{rng.randrange(10**6)}@example.com",
+                "plan": rng.choice(["free", "pro", "team"]),
+                "name": "Pat Example",
+                "company": {"name": "Example Inc", "employees": rng.randrange(5, 5000)},
+                "bio": "",
+            }
             padded = message["traits"]
         target = int(rng.triangular(SIZE_MIN, SIZE_MAX, SIZE_MODE))
         key = "description" if "description" in padded else "bio"
@@ -104,7 +127,7 @@ def spec_messages(n: int, seed: int = SEED) -> list[BenchMessage]:
         # in: one encode per message instead of two (identical output).
         marker = f'"{key}":""'
         at = empty.rindex(marker)
-        out.append(BenchMessage(tenant, message, f'{empty[:at]}"{key}":"{filler}"{empty[at + len(marker):]}'))
+        out.append(BenchMessage(tenant, message, f'{empty[:at]}"{key}":"{filler}"{empty[at + len(marker) :]}'))
     return out
 
 
@@ -128,13 +151,20 @@ def sqs_records(messages: list[BenchMessage], events: int = WEBHOOK_EVENTS) -> l
     for tenant, batch in webhooks(messages, events):
         for body in pack_queue_bodies(tenant, "spec", [(m.json, m.size) for m in batch]):
             number = len(records)
-            records.append({"MessageId": f"rec-{number:06d}", "ReceiptHandle": f"rh-{number}", "Body": body,
-                            "Attributes": {"ApproximateReceiveCount": "1"}})
+            records.append(
+                {
+                    "MessageId": f"rec-{number:06d}",
+                    "ReceiptHandle": f"rh-{number}",
+                    "Body": body,
+                    "Attributes": {"ApproximateReceiveCount": "1"},
+                }
+            )
     return records
 
 
-def invocations(records: list[dict[str, Any]], batch_size: int = FORWARD_BATCH_SIZE,
-                payload_bytes: int = INVOKE_PAYLOAD_BYTES) -> list[list[dict[str, Any]]]:
+def invocations(
+    records: list[dict[str, Any]], batch_size: int = FORWARD_BATCH_SIZE, payload_bytes: int = INVOKE_PAYLOAD_BYTES
+) -> list[list[dict[str, Any]]]:
     """Group records as the SQS event source does under sustained load: up to `batch_size` records
     and at most `payload_bytes` of serialized event per invocation."""
     from segment_bridge_tools.lambda_events import sqs_event
@@ -200,8 +230,12 @@ def prepare(n: int, directory: Any, log: Any = lambda line: None) -> dict[str, A
     log(f"generating {n:,} messages (cached for the next run in {base.parent})")
     base.parent.mkdir(parents=True, exist_ok=True)
     messages = spec_messages(n)
-    meta = {"n": n, "mean_bytes": sum(m.size for m in messages) / len(messages),
-            "records": str(base) + ".records.pickle", "calls": str(base) + ".calls.pickle"}
+    meta = {
+        "n": n,
+        "mean_bytes": sum(m.size for m in messages) / len(messages),
+        "records": str(base) + ".records.pickle",
+        "calls": str(base) + ".calls.pickle",
+    }
     for key, value in (("records", sqs_records(messages)), ("calls", analytics_calls(messages))):
         partial = f"{meta[key]}.{os.getpid()}.tmp"
         with open(partial, "wb") as handle:

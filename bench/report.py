@@ -19,14 +19,22 @@ def _summary(sections: list[Section]) -> tuple[int, int]:
 def console(sections: list[Section], meta: dict[str, Any]) -> str:
     width_name = min(84, max((len(f.name) for s in sections for f in s.figures), default=20))
     width_value = min(48, max((len(f.value) for s in sections for f in s.figures), default=10))
-    lines = [f"segment-bridge benchmarks: {meta['date']}, {meta['nproc']} cores, Python {meta['python']}, "
-             f"load {meta['load']} -> {meta['load_end']}, {meta['elapsed']}"]
+    lines = [
+        f"segment-bridge benchmarks: {meta['date']}, {meta['nproc']} cores, Python {meta['python']}, "
+        f"load {meta['load']} -> {meta['load_end']}, {meta['elapsed']}"
+    ]
     for section in sections:
         lines += ["", section.title, "-" * len(section.title)]
         for figure in section.figures:
-            name = textwrap.shorten(figure.name, width_name, placeholder="...") if len(figure.name) > width_name else figure.name
+            name = (
+                textwrap.shorten(figure.name, width_name, placeholder="...")
+                if len(figure.name) > width_name
+                else figure.name
+            )
             target = f"target {figure.target}" if figure.target else ""
-            lines.append(f"  {name:<{width_name}}  {figure.value:>{width_value}}  {target:<16} {STATUS[figure.status]}".rstrip())
+            lines.append(
+                f"  {name:<{width_name}}  {figure.value:>{width_value}}  {target:<16} {STATUS[figure.status]}".rstrip()
+            )
         if not section.figures and section.notes:
             lines += ["  " + line for note in section.notes for line in note.rstrip().splitlines()]
     passed, short = _summary(sections)

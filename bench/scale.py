@@ -40,7 +40,7 @@ ASSUMED_SEGMENT_SECONDS = 0.15
 
 def in_flight() -> int:
     """Requests one tenant has on the wire per instance (forwarding.TENANT_IN_FLIGHT)."""
-    from segment_bridge.forwarding import TENANT_IN_FLIGHT
+    from segment_bridge.forward.forwarder import TENANT_IN_FLIGHT
 
     return TENANT_IN_FLIGHT
 
@@ -48,7 +48,7 @@ def in_flight() -> int:
 def paced_cap() -> float:
     """The fleet's actual pace: the limiter keeps some slack under the cap (ratelimit.RATE_HEADROOM)."""
     try:
-        from segment_bridge.ratelimit import paced_rate
+        from segment_bridge.forward.ratelimit import paced_rate
 
         return paced_rate(PARTNER_CAP)
     except ImportError:
@@ -77,26 +77,40 @@ def run(forward: Section, ingest: Section | None) -> Section:
     peak_mb, before_mb = f["memory"]["peak_mb"], f["memory"]["rss_before_mb"]
 
     section = Section("4. Scale arithmetic (from the figures above; estimates where marked)")
-    section.add("Messages per Segment request (measured, mean message size)",
-                f"{per_request:,.0f} ({fill:.0f} % of 500 KB, {mean_bytes:,.0f} B each)")
-    section.add(f"Most messages/s the deployment can deliver: {pace:g} req/s (the limiter's pace under the 50/s cap) "
-                "x messages per request", f"{max_rate:,.0f} /s")
+    section.add(
+        "Messages per Segment request (measured, mean message size)",
+        f"{per_request:,.0f} ({fill:.0f} % of 500 KB, {mean_bytes:,.0f} B each)",
+    )
+    section.add(
+        f"Most messages/s the deployment can deliver: {pace:g} req/s (the limiter's pace under the 50/s cap) "
+        "x messages per request",
+        f"{max_rate:,.0f} /s",
+    )
     section.add("Ceiling with every batch full (475 KB)", f"{full_rate:,.0f} /s")
-    section.add("Forwarder CPU at that rate (this machine's cores; estimate)",
-                f"{fleet_vcpu:.2f} vCPU in all ({cpu_per_request * 1000:.1f} ms CPU per request)")
-    section.add(f"Forwarder memory for that CPU with {TEMPLATE_CONCURRENCY} instances (estimate)",
-                f">= {memory_needed:,.0f} MB each (template: {TEMPLATE_MEMORY_MB} MB = {template_vcpu:.2f} vCPU)")
+    section.add(
+        "Forwarder CPU at that rate (this machine's cores; estimate)",
+        f"{fleet_vcpu:.2f} vCPU in all ({cpu_per_request * 1000:.1f} ms CPU per request)",
+    )
+    section.add(
+        f"Forwarder memory for that CPU with {TEMPLATE_CONCURRENCY} instances (estimate)",
+        f">= {memory_needed:,.0f} MB each (template: {TEMPLATE_MEMORY_MB} MB = {template_vcpu:.2f} vCPU)",
+    )
     section.add("Forwarder memory use (measured peak RSS, full 6 MB batch)", f"{peak_mb:.0f} MB")
-    section.add(f"Instances to keep {pace:g} req/s when one tenant has all the traffic (assumes "
-                f"{ASSUMED_SEGMENT_SECONDS * 1000:.0f} ms per request to Segment)", f"{hot_tenant_instances}")
+    section.add(
+        f"Instances to keep {pace:g} req/s when one tenant has all the traffic (assumes "
+        f"{ASSUMED_SEGMENT_SECONDS * 1000:.0f} ms per request to Segment)",
+        f"{hot_tenant_instances}",
+    )
     lines_ingest = ""
     if ingest is not None:
         per_core = ingest.data["per_core_moto"]
         ingest_vcpu = max_rate / per_core
         ingest_instance_vcpu = INGEST_MEMORY_MB / FULL_VCPU_MB
         instances = math.ceil(ingest_vcpu / ingest_instance_vcpu)
-        section.add("Ingest CPU at that rate (1,000-event webhooks; estimate)",
-                    f"{ingest_vcpu:.1f} vCPU = ~{instances} concurrent instances at {INGEST_MEMORY_MB} MB")
+        section.add(
+            "Ingest CPU at that rate (1,000-event webhooks; estimate)",
+            f"{ingest_vcpu:.1f} vCPU = ~{instances} concurrent instances at {INGEST_MEMORY_MB} MB",
+        )
         lines_ingest = (
             f"- **Ingest** costs {1e6 / per_core:,.0f} µs of CPU per event here ({per_core:,.0f} events/s per core "
             f"with SQS), so {max_rate:,.0f} events/s needs about {ingest_vcpu:.1f} vCPU: ~{instances} concurrent "
@@ -132,19 +146,27 @@ def run(forward: Section, ingest: Section | None) -> Section:
     )
     section.notes.append(
         "CPU-derived figures use this benchmark machine's cores, which are busy and not Lambda's arm64 cores: read "
-        "them as within a factor of about 2. The request arithmetic (cap × fill) is exact for the measured traffic.")
-    section.data.update(max_rate=max_rate, fleet_vcpu=fleet_vcpu, memory_needed=memory_needed,
-                        hot_tenant_instances=hot_tenant_instances)
+        "them as within a factor of about 2. The request arithmetic (cap × fill) is exact for the measured traffic."
+    )
+    section.data.update(
+        max_rate=max_rate, fleet_vcpu=fleet_vcpu, memory_needed=memory_needed, hot_tenant_instances=hot_tenant_instances
+    )
     return section
 
 
 def _verdict(memory_needed: float, hot_tenant_instances: int, pace: float) -> str:
     if memory_needed <= TEMPLATE_MEMORY_MB:
-        cpu = (f"- **Verdict.** The template's {TEMPLATE_MEMORY_MB} MB x {TEMPLATE_CONCURRENCY} forwarders have the CPU "
-               f"for the full {pace:g} requests/s. ")
+        cpu = (
+            f"- **Verdict.** The template's {TEMPLATE_MEMORY_MB} MB x {TEMPLATE_CONCURRENCY} forwarders have the CPU "
+            f"for the full {pace:g} requests/s. "
+        )
     else:
-        cpu = (f"- **Verdict.** At {TEMPLATE_MEMORY_MB} MB x {TEMPLATE_CONCURRENCY} the forwarders would be CPU-bound "
-               f"below {pace:g} requests/s: for the full rate give them >= {memory_needed:,.0f} MB, or raise "
-               f"ForwardMaximumConcurrency (CPU per instance falls as 1/N). ")
-    return cpu + (f"A single dominant tenant needs ForwardMaximumConcurrency of about {hot_tenant_instances} to use "
-                  f"the whole cap, because each instance keeps {in_flight()} of a tenant's requests on the wire.\n")
+        cpu = (
+            f"- **Verdict.** At {TEMPLATE_MEMORY_MB} MB x {TEMPLATE_CONCURRENCY} the forwarders would be CPU-bound "
+            f"below {pace:g} requests/s: for the full rate give them >= {memory_needed:,.0f} MB, or raise "
+            f"ForwardMaximumConcurrency (CPU per instance falls as 1/N). "
+        )
+    return cpu + (
+        f"A single dominant tenant needs ForwardMaximumConcurrency of about {hot_tenant_instances} to use "
+        f"the whole cap, because each instance keeps {in_flight()} of a tenant's requests on the wire.\n"
+    )

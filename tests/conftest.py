@@ -8,8 +8,9 @@ no test sees another's AWS objects.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -59,8 +60,10 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         queue_url = sqs.create_queue(
             QueueName="segment-bridge",
-            Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
-                        "VisibilityTimeout": "0"},
+            Attributes={
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
+                "VisibilityTimeout": "0",
+            },
         )["QueueUrl"]
         boto3.client("secretsmanager").create_secret(
             Name=f"segment-bridge/tenants/{TENANT}", SecretString=json.dumps(tenant_secret())
@@ -96,13 +99,16 @@ def receive_all(queue_url: str) -> list[dict[str, Any]]:
     sqs = boto3.client("sqs")
     messages: list[dict[str, Any]] = []
     while True:
-        batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"],
-                                    MessageAttributeNames=["All"]).get("Messages", [])
+        batch = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"], MessageAttributeNames=["All"]
+        ).get("Messages", [])
         if not batch:
             return messages
         messages.extend(batch)
-        sqs.delete_message_batch(QueueUrl=queue_url, Entries=[
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
+        sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
+        )
 
 
 def queued_body(tenant: str, messages: list[dict[str, Any]], source: str = "spec") -> str:
@@ -114,3 +120,20 @@ def queued_body(tenant: str, messages: list[dict[str, Any]], source: str = "spec
 
 def load_fixture(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
+
+
+def emitted_metrics(output: str) -> dict[str, float]:
+    """The EMF metrics a handler flushed to stdout (captured with capsys), summed by name."""
+    totals: dict[str, float] = {}
+    for line in output.splitlines():
+        try:
+            document = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(document, dict) and "_aws" in document:
+            for definition in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+                value = document[definition["Name"]]
+                totals[definition["Name"]] = totals.get(definition["Name"], 0) + sum(
+                    value if isinstance(value, list) else [value]
+                )
+    return totals

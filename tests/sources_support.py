@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-from segment_bridge.ingest import IngestResult, map_and_normalize
-from segment_bridge.normalize import Integration, derive_anonymous_id
-from segment_bridge.sources import SOURCES, SourceSettings, WebhookRequest
+from segment_bridge.events import WebhookRequest
+from segment_bridge.ingest.normalize import Integration, derive_anonymous_id
+from segment_bridge.ingest.pipeline import IngestResult, map_and_normalize
+from segment_bridge.ingest.sources import SOURCES, SourceSettings
 from segment_bridge.tenants import TenantConfig
 from segment_bridge_tools.make_events import sample_body
 from tests.conftest import TENANT, load_fixture
@@ -24,11 +26,18 @@ def run(
 ) -> tuple[IngestResult, list[dict[str, Any]]]:
     """What ingest would enqueue for `body` (signature already checked): the report and the messages."""
     adapter = SOURCES[source]
-    request = WebhookRequest(source=source, tenant=TENANT, method="POST", body=body,
-                             headers={"content-type": sorted(adapter.media_types)[0]}, query=dict(query or {}))
+    request = WebhookRequest(
+        source=source,
+        tenant=TENANT,
+        method="POST",
+        body=body,
+        headers={"content-type": sorted(adapter.media_types)[0]},
+        query=dict(query or {}),
+    )
     tenant = TenantConfig.model_validate({"write_key": "wk", "identity": {"missing_user_id": policy}})
-    result, normalized = map_and_normalize(request, adapter, SourceSettings.model_validate(dict(settings or {})),
-                                           tenant, INTEGRATION)
+    result, normalized = map_and_normalize(
+        request, adapter, SourceSettings.model_validate(dict(settings or {})), tenant, INTEGRATION
+    )
     return result, [m.message for m in normalized]
 
 

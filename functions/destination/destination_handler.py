@@ -16,17 +16,19 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from segment_bridge.apigw import json_response, raw_body
+from segment_bridge.apigw import install_error_handlers, json_response, raw_body
 from segment_bridge.aws import client
 from segment_bridge.config import get_settings
-from segment_bridge.destination import DestinationRequest, DestinationService
-from segment_bridge.errors import BridgeError
-from segment_bridge.identity_store import DynamoDBIdentityStore
+from segment_bridge.identity import DestinationRequest, DestinationService, DynamoDBIdentityStore
 from segment_bridge.observability import logger, metrics
 from segment_bridge.tenants import SecretsManagerTenants
 
 app = APIGatewayRestResolver()
 DESTINATION_ROUTE = "/v1/segment/<tenant>"
+# Segment shows `message` in its debugger; it retries 429 and 5xx, not 400/401/501.
+install_error_handlers(
+    app, name="destination", route_hint="Segment calls are POST /v1/segment/{tenant}", retry_hint="retry later"
+)
 #: Every AWS call must fit, retries included, in Segment's 5 s with room for the rest of the request.
 FAST_CLIENT = {"connect_timeout": 0.5, "read_timeout": 1.0, "max_attempts": 2}
 
@@ -34,44 +36,35 @@ FAST_CLIENT = {"connect_timeout": 0.5, "read_timeout": 1.0, "max_attempts": 2}
 @lru_cache(maxsize=1)
 def get_service() -> DestinationService:
     settings = get_settings()
-    tenants = SecretsManagerTenants(settings.secrets_prefix, settings.secrets_max_age_seconds,
-                                    client=client("secretsmanager", **FAST_CLIENT))
+    tenants = SecretsManagerTenants(
+        settings.secrets_prefix, settings.secrets_max_age_seconds, client=client("secretsmanager", **FAST_CLIENT)
+    )
     store = DynamoDBIdentityStore(settings.identity_table_name, client_options=FAST_CLIENT)
     return DestinationService(settings, tenants, store)
 
 
 @app.post(DESTINATION_ROUTE)
-def receive_segment_call(tenant: str) -> Response:
+def receive_segment_call(tenant: str) -> Response[str]:
     event = app.current_event
     request = DestinationRequest(tenant=tenant, authorization=event.headers.get("authorization"), body=raw_body(event))
     context = app.lambda_context
     result = get_service().handle(request, remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000)
+    if result.status != 200:
+        metrics.add_metric(name=f"DestinationStatus{result.status}", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="SegmentCallsApplied", unit=MetricUnit.Count, value=result.applied)
     metrics.add_metric(name="SegmentCallsDuplicate", unit=MetricUnit.Count, value=result.duplicates)
     metrics.add_metric(name="IdentityUsersDeleted", unit=MetricUnit.Count, value=result.deleted_users)
-    logger.info("segment calls applied", extra={"tenant": tenant, "received": result.received, "applied": result.applied,
-                                                "duplicates": result.duplicates, "ignored": len(result.ignored)})
-    return json_response(200, result.body())
-
-
-@app.exception_handler(BridgeError)
-def handle_bridge_error(error: BridgeError) -> Response:
-    """Segment shows `message` in its debugger; it retries 429 and 5xx, not 400/401/501."""
-    metrics.add_metric(name=f"DestinationStatus{error.status_code}", unit=MetricUnit.Count, value=1)
-    if error.status_code >= 500 or error.status_code == 429:
-        logger.warning("destination unavailable", extra={"status": error.status_code, "reason": error.message})
-    return json_response(error.status_code, error.body())
-
-
-@app.not_found
-def handle_not_found(_: Exception) -> Response:
-    return json_response(404, {"message": "no such route; Segment calls are POST /v1/segment/{tenant}"})
-
-
-@app.exception_handler(Exception)
-def handle_unexpected(error: Exception) -> Response:
-    logger.exception("unhandled error in destination")
-    return json_response(500, {"message": "internal error; retry later"})
+    logger.info(
+        "segment calls applied",
+        extra={
+            "tenant": tenant,
+            "received": result.received,
+            "applied": result.applied,
+            "duplicates": result.duplicates,
+            "ignored": len(result.ignored),
+        },
+    )
+    return json_response(result.status, result.body())
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)

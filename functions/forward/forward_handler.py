@@ -17,12 +17,9 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from segment_bridge.aws import SqsDeadLetterQueue
 from segment_bridge.config import get_settings
-from segment_bridge.forwarding import Forwarder, ForwardReport, QueuedRecord
+from segment_bridge.forward import Deadline, Forwarder, ForwardReport, QueuedRecord, SegmentClient, SqsDeadLetterQueue
 from segment_bridge.observability import freeze_setup_objects, logger, metrics
-from segment_bridge.retry import Deadline
-from segment_bridge.segment_client import SegmentClient
 from segment_bridge.tenants import SecretsManagerTenants
 
 
@@ -36,8 +33,9 @@ def get_forwarder() -> Forwarder:
     forwarder = Forwarder(
         settings,
         SecretsManagerTenants(settings.secrets_prefix, settings.secrets_max_age_seconds),
-        SegmentClient({"us": settings.segment_url_us, "eu": settings.segment_url_eu},
-                      timeout=settings.segment_timeout_seconds),
+        SegmentClient(
+            {"us": settings.segment_url_us, "eu": settings.segment_url_eu}, timeout=settings.segment_timeout_seconds
+        ),
         SqsDeadLetterQueue(settings.dead_letter_queue_url),
     )
     freeze_setup_objects()
@@ -58,12 +56,12 @@ def record_metrics(report: ForwardReport) -> None:
         "MessagesDequeued": report.messages_received,
         "MessagesForwarded": report.messages_forwarded,
         "MessagesDeadLettered": report.messages_dead_lettered,
-        "SegmentRequests": report.requests,
-        "SegmentRetries": report.retries,
-        "SegmentIsolationRequests": report.isolation_requests,
+        "SegmentRequests": report.delivery.requests,
+        "SegmentRetries": report.delivery.retries,
+        "SegmentIsolationRequests": report.delivery.isolation_requests,
         "RecordsFailed": len(report.failed),
         "RecordsDeadLettered": len(report.dead_lettered),
-        **{f"SegmentStatus{status}": count for status, count in report.statuses.items()},
+        **{f"SegmentStatus{status}": count for status, count in report.delivery.statuses.items()},
     }
     for name, value in counts.items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

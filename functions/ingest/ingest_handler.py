@@ -1,6 +1,7 @@
 """API Gateway -> Lambda: adapt the REST event into a `WebhookRequest` and the result into HTTP.
 
-All decisions live in `segment_bridge.ingest`; this module only translates.
+All decisions live in `segment_bridge.ingest`; this module wires its adapters and only translates:
+the result is a 202, or a 422 when no event was accepted (skipped events reported on both).
 """
 
 from __future__ import annotations
@@ -14,20 +15,23 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from segment_bridge.apigw import json_response, raw_body
-from segment_bridge.aws import SqsQueue
+from segment_bridge.apigw import install_error_handlers, json_response, raw_body
 from segment_bridge.config import get_settings
-from segment_bridge.errors import BridgeError, NothingAccepted
-from segment_bridge.identity import TableIdentityResolver
-from segment_bridge.identity_store import DynamoDBIdentityStore
-from segment_bridge.ingest import Ingestor
+from segment_bridge.conformance import OUTCOMES, ConformanceReviewer
+from segment_bridge.events import WebhookRequest
+from segment_bridge.identity import DynamoDBIdentityStore, TableIdentityResolver
+from segment_bridge.ingest import DynamoDBReplayGuard, Ingestor, IngestResult, SqsQueue, get_source
 from segment_bridge.observability import freeze_setup_objects, logger, metrics
-from segment_bridge.review import OUTCOMES, ConformanceReviewer
-from segment_bridge.sources import WebhookRequest, get_source
 from segment_bridge.tenants import TENANT_ID_RULE, SecretsManagerTenants, is_valid_tenant_id
 
 app = APIGatewayRestResolver()
 WEBHOOK_ROUTE = "/v1/webhooks/<source>/<tenant>"
+install_error_handlers(
+    app,
+    name="ingest",
+    route_hint="webhooks are POST /v1/webhooks/{source}/{tenant}",
+    retry_hint="the request was not accepted, retry later",
+)
 
 
 @lru_cache(maxsize=1)
@@ -38,7 +42,17 @@ def get_ingestor() -> Ingestor:
     identity = None
     if settings.identity_table_name:
         identity = TableIdentityResolver(DynamoDBIdentityStore(settings.identity_table_name))
-    ingestor = Ingestor(settings, tenants, SqsQueue(settings.queue_url), reviewer=ConformanceReviewer(), identity=identity)
+    # Single-use signature tokens (Mailgun) are claimed in the shared table when there is one, so a
+    # replay is refused by every instance; without it, each instance keeps its own.
+    replay_guard = DynamoDBReplayGuard(settings.replay_table_name) if settings.replay_table_name else None
+    ingestor = Ingestor(
+        settings,
+        tenants,
+        SqsQueue(settings.queue_url),
+        reviewer=ConformanceReviewer(),
+        identity=identity,
+        replay_guard=replay_guard,
+    )
     freeze_setup_objects()
     return ingestor
 
@@ -50,33 +64,49 @@ def to_webhook_request(source: str, tenant: str) -> WebhookRequest:
     ctx = event.request_context
     host = headers.get("host") or ctx.domain_name or "localhost"
     url = f"https://{host}{ctx.path or event.path}"
-    return WebhookRequest(source=source, tenant=tenant, method=event.http_method, body=raw_body(event),
-                          headers=headers, query=query, url=url)
+    return WebhookRequest(
+        source=source,
+        tenant=tenant,
+        method=event.http_method,
+        body=raw_body(event),
+        headers=headers,
+        query=query,
+        url=url,
+    )
 
 
 @app.post(WEBHOOK_ROUTE)
-def receive_webhook(source: str, tenant: str) -> Response:
-    try:
-        result = get_ingestor().handle(to_webhook_request(source, tenant))
-    except NothingAccepted as error:
-        count_conformance(error.extra.get("conformance", []), source, tenant)
-        metrics.add_metric(name="IdentityMissed", unit=MetricUnit.Count, value=error.extra.get("unresolvedUserIds", 0))
-        rejected = len(error.extra.get("rejected", []))
-        metrics.add_metric(name="MessagesReceived", unit=MetricUnit.Count, value=rejected)
-        metrics.add_metric(name="MessagesRejected", unit=MetricUnit.Count, value=rejected)
-        raise
-    count_conformance(result.conformance, source, tenant)
-    received = len(result.accepted) + len(result.rejected) + len(result.skipped)
-    metrics.add_metric(name="MessagesReceived", unit=MetricUnit.Count, value=received)
-    metrics.add_metric(name="MessagesAccepted", unit=MetricUnit.Count, value=len(result.accepted))
-    metrics.add_metric(name="MessagesRejected", unit=MetricUnit.Count, value=len(result.rejected))
-    metrics.add_metric(name="MessagesSkipped", unit=MetricUnit.Count, value=len(result.skipped))
-    metrics.add_metric(name="IdentityResolved", unit=MetricUnit.Count, value=result.resolved)
-    metrics.add_metric(name="IdentityMissed", unit=MetricUnit.Count, value=result.unresolved)
-    logger.info("webhook accepted", extra={"source": source, "tenant": tenant, "accepted": len(result.accepted),
-                                           "rejected": len(result.rejected), "skipped": len(result.skipped),
-                                           "sqs_calls": result.sqs_calls})
+def receive_webhook(source: str, tenant: str) -> Response[str]:
+    result = get_ingestor().handle(to_webhook_request(source, tenant))
+    record_metrics(result, source, tenant)
+    if result.nothing_accepted:
+        return json_response(422, result.body())
+    logger.info(
+        "webhook accepted",
+        extra={
+            "source": source,
+            "tenant": tenant,
+            "accepted": len(result.accepted),
+            "rejected": len(result.rejected),
+            "skipped": len(result.skipped),
+            "sqs_calls": result.sqs_calls,
+        },
+    )
     return json_response(202, result.body())
+
+
+def record_metrics(result: IngestResult, source: str, tenant: str) -> None:
+    count_conformance(result.conformance, source, tenant)
+    counts = {
+        "MessagesReceived": result.received,
+        "MessagesAccepted": len(result.accepted),
+        "MessagesRejected": len(result.rejected),
+        "MessagesSkipped": len(result.skipped),
+        "IdentityResolved": result.resolved,
+        "IdentityMissed": result.unresolved,
+    }
+    for name, value in counts.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
 def count_conformance(decisions: list[dict[str, Any]], source: str, tenant: str) -> None:
@@ -86,12 +116,18 @@ def count_conformance(decisions: list[dict[str, Any]], source: str, tenant: str)
         metrics.add_metric(name=f"Conformance{outcome.capitalize()}", unit=MetricUnit.Count, value=outcomes[outcome])
     if decisions:
         level = logger.warning if outcomes["warned"] or outcomes["rejected"] else logger.info
-        level("spec conformance findings", extra={"source": source, "tenant": tenant, "findings": dict(
-            Counter(f"{d['code']}:{d['action']}" for d in decisions))})
+        level(
+            "spec conformance findings",
+            extra={
+                "source": source,
+                "tenant": tenant,
+                "findings": dict(Counter(f"{d['code']}:{d['action']}" for d in decisions)),
+            },
+        )
 
 
 @app.route(WEBHOOK_ROUTE, method="HEAD")
-def probe_webhook(source: str, tenant: str) -> Response:
+def probe_webhook(source: str, tenant: str) -> Response[str]:
     """Some tools (Mandrill) check a webhook URL with HEAD before they start posting."""
     known = get_source(source)
     if known is None or "HEAD" not in known.probe_methods:
@@ -99,25 +135,6 @@ def probe_webhook(source: str, tenant: str) -> Response:
     if not is_valid_tenant_id(tenant):  # the same syntax POST enforces; no lookup either way
         return json_response(400, {"message": TENANT_ID_RULE})
     return Response(status_code=200, content_type="text/plain", body="")
-
-
-@app.exception_handler(BridgeError)
-def handle_bridge_error(error: BridgeError) -> Response:
-    metrics.add_metric(name=f"IngestStatus{error.status_code}", unit=MetricUnit.Count, value=1)
-    if error.status_code >= 500:
-        logger.warning("ingest unavailable", extra={"status": error.status_code, "reason": error.message})
-    return json_response(error.status_code, error.body())
-
-
-@app.not_found
-def handle_not_found(_: Exception) -> Response:
-    return json_response(404, {"message": "no such route; webhooks are POST /v1/webhooks/{source}/{tenant}"})
-
-
-@app.exception_handler(Exception)
-def handle_unexpected(error: Exception) -> Response:
-    logger.exception("unhandled error in ingest")
-    return json_response(500, {"message": "internal error; the request was not accepted, retry later"})
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)

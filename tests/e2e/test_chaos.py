@@ -9,15 +9,16 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
 import requests
 
-from segment_bridge.dead_letters import read_dead_letter, string_attributes
+from segment_bridge.forward.dead_letters import read_dead_letter, string_attributes
+from segment_bridge.ingest.signatures import sign_timestamped
 from segment_bridge.limits import MAX_BATCH_MESSAGES, MAX_BATCH_REQUEST_BYTES
-from segment_bridge.signatures import sign_timestamped
 from segment_bridge_tools.faults import REJECT_MARKER, FaultPlan
 from segment_bridge_tools.local_stack import LocalStack, StackConfig
 
@@ -33,37 +34,69 @@ BAD = {("chaos", 3, 17), ("beta", 7, 60), ("gamma", 0, 99)}
 
 @pytest.fixture(scope="module")
 def plan() -> FaultPlan:
-    return FaultPlan(error_500=0.06, error_503=0.06, rate_limited=0.06, retry_after_seconds=0.5,
-                     stall=0.04, stall_seconds=0.8, drop=0.04, seed=7)
+    return FaultPlan(
+        error_500=0.06,
+        error_503=0.06,
+        rate_limited=0.06,
+        retry_after_seconds=0.5,
+        stall=0.04,
+        stall_seconds=0.8,
+        drop=0.04,
+        seed=7,
+    )
 
 
 @pytest.fixture(scope="module")
 def stack(plan: FaultPlan) -> Iterator[LocalStack]:
     config = StackConfig(
-        tenant="chaos", sink_responder=plan, segment_timeout_seconds=0.4, forwarder_timeout_seconds=20,
-        visibility_timeout_seconds=22, max_receive_count=4, partner_requests_per_second=REQUESTS_PER_SECOND,
-        forwarder_concurrency=1, batching_window_seconds=0.3,
+        tenant="chaos",
+        sink_responder=plan,
+        segment_timeout_seconds=0.4,
+        forwarder_timeout_seconds=20,
+        visibility_timeout_seconds=22,
+        max_receive_count=4,
+        partner_requests_per_second=REQUESTS_PER_SECOND,
+        forwarder_concurrency=1,
+        batching_window_seconds=0.3,
     )
     with LocalStack(config) as running:
         for tenant, region in TENANTS.items():
-            running.put_tenant(tenant, {"write_key": f"wk-{tenant}-0123456789", "region": region,
-                                        "sources": {"spec": {"signing_secret": config.signing_secret}}})
+            running.put_tenant(
+                tenant,
+                {
+                    "write_key": f"wk-{tenant}-0123456789",
+                    "region": region,
+                    "sources": {"spec": {"signing_secret": config.signing_secret}},
+                },
+            )
         yield running
 
 
 def webhook(tenant: str, number: int) -> list[dict[str, Any]]:
     return [
-        {"type": "track", "userId": f"user-{i % 37}", "event": "Order Completed",
-         "messageId": f"{tenant}-{number}-{i}",
-         "properties": {"order_id": f"o-{number}-{i}", "total": i, **({REJECT_MARKER: True} if (tenant, number, i) in BAD else {})}}
+        {
+            "type": "track",
+            "userId": f"user-{i % 37}",
+            "event": "Order Completed",
+            "messageId": f"{tenant}-{number}-{i}",
+            "properties": {
+                "order_id": f"o-{number}-{i}",
+                "total": i,
+                **({REJECT_MARKER: True} if (tenant, number, i) in BAD else {}),
+            },
+        }
         for i in range(MESSAGES_PER_WEBHOOK)
     ]
 
 
 def post(stack: LocalStack, tenant: str, messages: list[dict[str, Any]]) -> list[str]:
     raw = json.dumps({"batch": messages}).encode()
-    response = requests.post(stack.webhook_url("spec", tenant), data=raw, timeout=30, headers={
-        "Content-Type": "application/json", "X-Signature": sign_timestamped(stack.config.signing_secret, raw)})
+    response = requests.post(
+        stack.webhook_url("spec", tenant),
+        data=raw,
+        timeout=30,
+        headers={"Content-Type": "application/json", "X-Signature": sign_timestamped(stack.config.signing_secret, raw)},
+    )
     assert response.status_code == 202, response.text
     return response.json()["messageIds"]
 
@@ -72,8 +105,9 @@ def dead_letters(queue_url: str) -> list[tuple[str, dict[str, str]]]:
     sqs = boto3.client("sqs")
     found: dict[str, tuple[str, dict[str, str]]] = {}
     while True:
-        batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=60,
-                                    MessageAttributeNames=["All"]).get("Messages", [])
+        batch = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=60, MessageAttributeNames=["All"]
+        ).get("Messages", [])
         if not batch:
             return list(found.values())
         for message in batch:
@@ -105,9 +139,11 @@ def test_nothing_is_lost_and_segments_limits_hold_under_faults(stack: LocalStack
 
     seen = stack.sink.snapshot()
     statuses = Counter(r.status for r in seen)
-    print(f"\nchaos: {len(accepted)} accepted, {len(delivered & accepted)} delivered, {len(dead)} dead-lettered, "
-          f"{len(seen)} requests {dict(statuses)}, faults {dict(plan.injected)}, "
-          f"peak {stack.sink.max_requests_in_window(1.0)}/s, {time.monotonic() - started:.1f} s")
+    print(
+        f"\nchaos: {len(accepted)} accepted, {len(delivered & accepted)} delivered, {len(dead)} dead-lettered, "
+        f"{len(seen)} requests {dict(statuses)}, faults {dict(plan.injected)}, "
+        f"peak {stack.sink.max_requests_in_window(1.0)}/s, {time.monotonic() - started:.1f} s"
+    )
     assert max(r.body_bytes for r in seen) <= MAX_BATCH_REQUEST_BYTES
     assert max(r.message_count for r in seen) <= MAX_BATCH_MESSAGES
     assert stack.sink.max_requests_in_window(1.0) <= REQUESTS_PER_SECOND
@@ -116,8 +152,9 @@ def test_nothing_is_lost_and_segments_limits_hold_under_faults(stack: LocalStack
     assert time.monotonic() - started < 60
 
 
-def test_a_redriven_dead_letter_arrives_with_its_message_ids(stack: LocalStack, plan: FaultPlan,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_redriven_dead_letter_arrives_with_its_message_ids(
+    stack: LocalStack, plan: FaultPlan, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Segment refuses a message until it is fixed on Segment's side; `dlq redrive` then delivers it."""
     from click.testing import CliRunner
 
@@ -126,7 +163,9 @@ def test_a_redriven_dead_letter_arrives_with_its_message_ids(stack: LocalStack, 
 
     assert stack.sink is not None
     refused = "redrive-0-1"
-    messages = [{"type": "track", "userId": "u", "event": "Refund Issued", "messageId": f"redrive-0-{i}"} for i in range(3)]
+    messages = [
+        {"type": "track", "userId": "u", "event": "Refund Issued", "messageId": f"redrive-0-{i}"} for i in range(3)
+    ]
     plan.reject_message_ids = frozenset({refused})
     try:
         assert set(post(stack, "chaos", messages)) == {m["messageId"] for m in messages}

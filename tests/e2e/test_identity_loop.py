@@ -32,12 +32,21 @@ def test_sendgrid_events_reach_segment_with_the_userid_segment_sent_us(stack: Lo
     assert response.status_code == 200 and response.json()["applied"] == 2, response.text
     assert send_segment_calls(stack, calls).json()["duplicates"] == 2  # Segment redelivers: applied once
 
-    headers, body = sign("sendgrid", load_fixture("webhooks/sendgrid-all-events.json"),
-                         demo_source_settings()["sendgrid"], stack.webhook_url("sendgrid"))
-    stack.put_tenant(stack.config.tenant, {
-        "write_key": stack.config.write_key, "identity": {"missing_user_id": "reject"},
-        "destination": {"api_key": stack.config.destination_api_key},
-        "sources": {"sendgrid": demo_source_settings()["sendgrid"]}})
+    headers, body = sign(
+        "sendgrid",
+        load_fixture("webhooks/sendgrid-all-events.json"),
+        demo_source_settings()["sendgrid"],
+        stack.webhook_url("sendgrid"),
+    )
+    stack.put_tenant(
+        stack.config.tenant,
+        {
+            "write_key": stack.config.write_key,
+            "identity": {"missing_user_id": "reject"},
+            "destination": {"api_key": stack.config.destination_api_key},
+            "sources": {"sendgrid": demo_source_settings()["sendgrid"]},
+        },
+    )
     clear_caches()  # the new sendgrid settings, without waiting for the 300 s secrets cache
     response = requests.post(stack.webhook_url("sendgrid"), data=body, headers=headers, timeout=10)
     assert response.status_code == 202, response.text
@@ -52,7 +61,11 @@ def test_sendgrid_events_reach_segment_with_the_userid_segment_sent_us(stack: Lo
 
 
 def test_the_destination_endpoint_refuses_a_wrong_key_over_http(stack: LocalStack) -> None:
-    response = requests.post(stack.destination_url(), json={"type": "identify", "userId": "u"},
-                             headers={"Authorization": basic_auth("not-the-key-0123456789")}, timeout=10)
+    response = requests.post(
+        stack.destination_url(),
+        json={"type": "identify", "userId": "u"},
+        headers={"Authorization": basic_auth("not-the-key-0123456789")},
+        timeout=10,
+    )
     assert response.status_code == 401
     assert response.headers["Content-Type"] == "application/json" and response.json()["message"]

@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from segment_bridge.signatures import sign_timestamped
+from segment_bridge.ingest.signatures import sign_timestamped
 from segment_bridge_tools.local_stack import LocalStack
 
 pytestmark = pytest.mark.e2e
@@ -16,8 +16,12 @@ pytestmark = pytest.mark.e2e
 
 def signed_post(stack: LocalStack, body: dict, source: str = "spec") -> requests.Response:
     raw = json.dumps(body).encode()
-    return requests.post(stack.webhook_url(source), data=raw, timeout=10, headers={
-        "Content-Type": "application/json", "X-Signature": sign_timestamped(stack.config.signing_secret, raw)})
+    return requests.post(
+        stack.webhook_url(source),
+        data=raw,
+        timeout=10,
+        headers={"Content-Type": "application/json", "X-Signature": sign_timestamped(stack.config.signing_secret, raw)},
+    )
 
 
 def wait_for(stack: LocalStack, message_ids: set[str], timeout: float = 20) -> dict[str, dict]:
@@ -32,8 +36,16 @@ def wait_for(stack: LocalStack, message_ids: set[str], timeout: float = 20) -> d
 
 
 def test_a_webhook_arrives_at_the_sink_as_a_valid_batch(stack: LocalStack) -> None:
-    events = [{"type": "track", "userId": f"user-{i}", "event": "Order Completed",
-               "timestamp": "2026-11-20T09:31:12Z", "properties": {"order_id": f"o{i}", "total": 10.5}} for i in range(25)]
+    events = [
+        {
+            "type": "track",
+            "userId": f"user-{i}",
+            "event": "Order Completed",
+            "timestamp": "2026-11-20T09:31:12Z",
+            "properties": {"order_id": f"o{i}", "total": 10.5},
+        }
+        for i in range(25)
+    ]
     response = signed_post(stack, {"batch": events})
     assert response.status_code == 202, response.text
     ids = set(response.json()["messageIds"])
@@ -54,10 +66,14 @@ def test_a_retried_webhook_is_deduplicated_by_message_id(stack: LocalStack) -> N
 
 def test_errors_over_http_are_json(stack: LocalStack) -> None:
     raw = b'{"type":"track"}'
-    unsigned = requests.post(stack.webhook_url("spec"), data=raw, headers={"Content-Type": "application/json"}, timeout=10)
+    unsigned = requests.post(
+        stack.webhook_url("spec"), data=raw, headers={"Content-Type": "application/json"}, timeout=10
+    )
     assert unsigned.status_code == 401 and unsigned.headers["Content-Type"] == "application/json"
     assert unsigned.json()["message"]
-    unknown = requests.post(stack.webhook_url("nope"), data=raw, headers={"Content-Type": "application/json"}, timeout=10)
+    unknown = requests.post(
+        stack.webhook_url("nope"), data=raw, headers={"Content-Type": "application/json"}, timeout=10
+    )
     assert unknown.status_code == 404 and unknown.json()["message"]
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -18,8 +19,13 @@ settings.register_profile(
     "hardening",
     max_examples=FUZZ_EXAMPLES,
     deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large,
-                           HealthCheck.filter_too_much, HealthCheck.large_base_example],
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+        HealthCheck.large_base_example,
+    ],
     print_blob=True,
 )
 HARDENING = settings.get_profile("hardening")
@@ -41,5 +47,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     total = sum(STATS.values())
     detail = ", ".join(f"{kind}: {count}" for kind, count in sorted(STATS.items()))
     terminalreporter.write_sep("-", "hardening")
-    terminalreporter.write_line(f"generated inputs sent through the real handlers: {total} ({detail}); "
-                                f"FUZZ_EXAMPLES={FUZZ_EXAMPLES}")
+    terminalreporter.write_line(
+        f"generated inputs sent through the real handlers: {total} ({detail}); FUZZ_EXAMPLES={FUZZ_EXAMPLES}"
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ def operation_for(method: str, path: str) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
-@lru_cache(maxsize=None)
+@cache
 def validator(schema_key: str) -> OAS30Validator:
     import json
 
@@ -74,7 +74,9 @@ def check_response(method: str, path: str, status: int, content_type: str | None
     content = response.get("content") or {}
     media = (content_type or "").split(";")[0].strip().lower()
     if media not in content:
-        return Mismatch(f"{method} {template} {status}: content type {content_type!r} is not documented ({sorted(content)})")
+        return Mismatch(
+            f"{method} {template} {status}: content type {content_type!r} is not documented ({sorted(content)})"
+        )
     schema = content[media].get("schema")
     if schema is None:
         return None

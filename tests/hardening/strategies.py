@@ -19,7 +19,7 @@ from urllib.parse import quote, unquote, urlencode
 from hypothesis import strategies as st
 
 from segment_bridge.errors import MalformedRequest
-from segment_bridge.sources import SOURCES
+from segment_bridge.ingest.sources import SOURCES
 from segment_bridge_tools.lambda_events import api_gateway_event
 from segment_bridge_tools.make_events import sample_body
 
@@ -29,20 +29,73 @@ SOURCE_NAMES = sorted(SOURCES)
 CALL_TYPES = ["track", "identify", "page", "screen", "group", "alias"]
 
 HOSTILE_SEGMENTS = [
-    "", ".", "..", "%2e%2e", "%2E%2E", "..%2F..", "%2F", "a%2Fb", "../acme", "acme/..", "acme%00", "acme\x00",
-    "acme\n", " acme", "acme ", "ACME", "%61cme", "acme;x", "acme?x=1", "acme#x", "acme%20", "ácme", "ａｃｍｅ",
-    "acme\u202e", "\U0001f600", "a" * 64, "a" * 65, "a" * 1000, "-acme", "_acme", "acme.", "con", "${jndi:x}",
-    "'; DROP TABLE--", "<script>", "*", "%", "%%", "%zz", "spec", "sendgrid",
+    "",
+    ".",
+    "..",
+    "%2e%2e",
+    "%2E%2E",
+    "..%2F..",
+    "%2F",
+    "a%2Fb",
+    "../acme",
+    "acme/..",
+    "acme%00",
+    "acme\x00",
+    "acme\n",
+    " acme",
+    "acme ",
+    "ACME",
+    "%61cme",
+    "acme;x",
+    "acme?x=1",
+    "acme#x",
+    "acme%20",
+    "ácme",
+    "ａｃｍｅ",
+    "acme\u202e",
+    "\U0001f600",
+    "a" * 64,
+    "a" * 65,
+    "a" * 1000,
+    "-acme",
+    "_acme",
+    "acme.",
+    "con",
+    "${jndi:x}",
+    "'; DROP TABLE--",
+    "<script>",
+    "*",
+    "%",
+    "%%",
+    "%zz",
+    "spec",
+    "sendgrid",
 ]
 
 
 # -- bodies -------------------------------------------------------------------------------------------
-json_scalars = (st.none() | st.booleans() | st.integers() | st.integers(min_value=-(10**30), max_value=10**30)
-                | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=40))
-json_values = st.recursive(json_scalars, lambda children: st.lists(children, max_size=5)
-                           | st.dictionaries(st.text(max_size=12), children, max_size=5), max_leaves=25)
-identifiers = (st.text(min_size=1, max_size=30) | st.integers() | st.just("") | st.just(" ") | st.booleans()
-               | st.just("x" * 1025) | json_values)
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=40)
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=12), children, max_size=5),
+    max_leaves=25,
+)
+identifiers = (
+    st.text(min_size=1, max_size=30)
+    | st.integers()
+    | st.just("")
+    | st.just(" ")
+    | st.booleans()
+    | st.just("x" * 1025)
+    | json_values
+)
 
 
 @st.composite
@@ -50,16 +103,26 @@ def spec_messages(draw: st.DrawFn) -> dict[str, Any]:
     """Spec-shaped messages whose every field may be missing, of the wrong type, or hostile."""
     message: dict[str, Any] = {"type": draw(st.sampled_from(CALL_TYPES) | json_values)}
     optional = {
-        "userId": identifiers, "anonymousId": identifiers, "messageId": identifiers | st.just("m" * 101),
-        "event": st.sampled_from(["Order Completed", "order_completed", "x" * 201, ""]) | st.text(max_size=50) | json_values,
+        "userId": identifiers,
+        "anonymousId": identifiers,
+        "messageId": identifiers | st.just("m" * 101),
+        "event": st.sampled_from(["Order Completed", "order_completed", "x" * 201, ""])
+        | st.text(max_size=50)
+        | json_values,
         "timestamp": st.sampled_from(["2026-01-01T00:00:00Z", "2026-13-45", "0", "9999-12-31T23:59:59+14:00", ""])
         | json_values,
         "properties": st.dictionaries(st.text(max_size=20), json_values, max_size=6) | json_values,
-        "traits": st.dictionaries(st.sampled_from(["email", "Email", "phone", "firstName"]) | st.text(max_size=10),
-                                  json_values, max_size=4) | json_values,
-        "context": st.fixed_dictionaries({}, optional={"integration": json_values, "traits": json_values,
-                                                       "ip": json_values}) | json_values,
-        "groupId": identifiers, "previousId": identifiers, "writeKey": st.text(max_size=20),
+        "traits": st.dictionaries(
+            st.sampled_from(["email", "Email", "phone", "firstName"]) | st.text(max_size=10), json_values, max_size=4
+        )
+        | json_values,
+        "context": st.fixed_dictionaries(
+            {}, optional={"integration": json_values, "traits": json_values, "ip": json_values}
+        )
+        | json_values,
+        "groupId": identifiers,
+        "previousId": identifiers,
+        "writeKey": st.text(max_size=20),
         "integrations": json_values,
     }
     for name, strategy in optional.items():
@@ -94,12 +157,22 @@ def encode_json(value: Any, ensure_ascii: bool) -> bytes:
 
 @st.composite
 def bodies(draw: st.DrawFn, source: str) -> bytes:
-    kind = draw(st.sampled_from(["json"] * 5 + ["sample"] * 2 + ["sample-mutated"] * 2 + ["deep"] * 3 + ["huge"] * 2
-                                + ["truncated", "binary", "invalid-utf8", "form", "empty", "bom", "nan", "bigint"]))
+    kind = draw(
+        st.sampled_from(
+            ["json"] * 5
+            + ["sample"] * 2
+            + ["sample-mutated"] * 2
+            + ["deep"] * 3
+            + ["huge"] * 2
+            + ["truncated", "binary", "invalid-utf8", "form", "empty", "bom", "nan", "bigint"]
+        )
+    )
     if kind == "json":
         return encode_json(draw(json_payloads()), draw(st.booleans()))
     if kind == "sample":
-        return sample_body(source) if source in SOURCES and source != "spec" else encode_json(draw(spec_messages()), True)
+        return (
+            sample_body(source) if source in SOURCES and source != "spec" else encode_json(draw(spec_messages()), True)
+        )
     if kind == "sample-mutated":
         raw = bytearray(sample_body(draw(st.sampled_from([s for s in SOURCE_NAMES if s != "spec"]))))
         for _ in range(draw(st.integers(1, 4))):
@@ -114,7 +187,11 @@ def bodies(draw: st.DrawFn, source: str) -> bytes:
     if kind == "invalid-utf8":
         raw = encode_json(draw(spec_messages()), False)
         cut = draw(st.integers(0, len(raw)))
-        return raw[:cut] + draw(st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\x80"])) + raw[cut:]
+        return (
+            raw[:cut]
+            + draw(st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\x80"]))
+            + raw[cut:]
+        )
     if kind == "deep":
         depth = draw(st.sampled_from([62, 63, 64, 65, 500, 990, 999, 1000, 1001, 3000, 100_000]) | st.integers(1, 2000))
         inner = nested(depth, draw(st.sampled_from(["array", "object"])))
@@ -125,8 +202,10 @@ def bodies(draw: st.DrawFn, source: str) -> bytes:
             return f'{{"type":"track","userId":"u","event":"Deep","properties":{{"x":{inner}}}}}'.encode()
         return f'{{"batch":{inner}}}'.encode()
     if kind == "huge":
-        size = draw(st.sampled_from([FUZZ_MAX_BODY_BYTES - 1, FUZZ_MAX_BODY_BYTES, FUZZ_MAX_BODY_BYTES + 1])
-                    | st.integers(FUZZ_MAX_BODY_BYTES // 2, FUZZ_MAX_BODY_BYTES * 2))
+        size = draw(
+            st.sampled_from([FUZZ_MAX_BODY_BYTES - 1, FUZZ_MAX_BODY_BYTES, FUZZ_MAX_BODY_BYTES + 1])
+            | st.integers(FUZZ_MAX_BODY_BYTES // 2, FUZZ_MAX_BODY_BYTES * 2)
+        )
         shape = draw(st.sampled_from(["string", "many-events", "many-keys"]))
         if shape == "string":
             head = b'{"type":"track","userId":"u","event":"Big","properties":{"p":"'
@@ -134,11 +213,21 @@ def bodies(draw: st.DrawFn, source: str) -> bytes:
         if shape == "many-events":
             one = b'{"type":"track","userId":"u","event":"Order Completed"},'
             return b'{"batch":[' + one * max(1, size // len(one)) + b'{"type":"track"}]}'
-        return (b'{"type":"track","userId":"u","event":"E","properties":{'
-                + b",".join(b'"KeyNumber%d":1' % i for i in range(max(1, size // 16))) + b"}}")
+        return (
+            b'{"type":"track","userId":"u","event":"E","properties":{'
+            + b",".join(b'"KeyNumber%d":1' % i for i in range(max(1, size // 16)))
+            + b"}}"
+        )
     if kind == "form":
-        pairs = draw(st.lists(st.tuples(st.sampled_from(["mandrill_events", "MessageStatus", "MessageSid", "To"])
-                                        | st.text(max_size=10), st.text(max_size=40)), max_size=6))
+        pairs = draw(
+            st.lists(
+                st.tuples(
+                    st.sampled_from(["mandrill_events", "MessageStatus", "MessageSid", "To"]) | st.text(max_size=10),
+                    st.text(max_size=40),
+                ),
+                max_size=6,
+            )
+        )
         if draw(st.booleans()):
             pairs.append(("mandrill_events", json.dumps(draw(st.lists(json_values | spec_messages(), max_size=4)))))
         if draw(st.booleans()):
@@ -150,20 +239,43 @@ def bodies(draw: st.DrawFn, source: str) -> bytes:
         return b"\xef\xbb\xbf" + encode_json(draw(spec_messages()), True)
     if kind == "nan":
         return b'{"type":"track","userId":"u","event":"E","properties":{"a":NaN,"b":Infinity,"c":-Infinity}}'
-    return b'{"type":"track","userId":"u","event":"E","properties":{"n":' + b"9" * draw(st.sampled_from([20, 4300, 4301, 20000])) + b"}}"
+    return (
+        b'{"type":"track","userId":"u","event":"E","properties":{"n":'
+        + b"9" * draw(st.sampled_from([20, 4300, 4301, 20000]))
+        + b"}}"
+    )
 
 
 # -- headers ------------------------------------------------------------------------------------------
-content_types = st.sampled_from([
-    None, "", "application/json", "application/json; charset=utf-8", "application/json;charset=UTF-8",
-    "APPLICATION/JSON", " application/json ", "application/json; charset=latin-1", "application/json; charset=utf-16",
-    "application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=utf-8", "text/plain",
-    "multipart/form-data; boundary=x", "application/json, text/plain", "application/vnd.api+json", ";", "*/*",
-    "application/json\x00", "applicatión/json",
-]) | st.text(max_size=30)
-content_encodings = st.sampled_from([None, None, None, "identity", "gzip", "GZIP", "br", "deflate", "", "gzip, identity", "x"])
-signing_modes = st.sampled_from(["valid", "valid", "valid", "other-tenant", "stale", "future", "garbage", "none",
-                                 "duplicated", "header-case"])
+content_types = st.sampled_from(
+    [
+        None,
+        "",
+        "application/json",
+        "application/json; charset=utf-8",
+        "application/json;charset=UTF-8",
+        "APPLICATION/JSON",
+        " application/json ",
+        "application/json; charset=latin-1",
+        "application/json; charset=utf-16",
+        "application/x-www-form-urlencoded",
+        "application/x-www-form-urlencoded; charset=utf-8",
+        "text/plain",
+        "multipart/form-data; boundary=x",
+        "application/json, text/plain",
+        "application/vnd.api+json",
+        ";",
+        "*/*",
+        "application/json\x00",
+        "applicatión/json",
+    ]
+) | st.text(max_size=30)
+content_encodings = st.sampled_from(
+    [None, None, None, "identity", "gzip", "GZIP", "br", "deflate", "", "gzip, identity", "x"]
+)
+signing_modes = st.sampled_from(
+    ["valid", "valid", "valid", "other-tenant", "stale", "future", "garbage", "none", "duplicated", "header-case"]
+)
 
 
 @dataclass
@@ -178,22 +290,50 @@ class Drawn:
 
 
 def garbage_headers(source: str, draw: st.DrawFn) -> dict[str, str]:
-    value = draw(st.sampled_from(["", "t=", "t=1,v1=", "v1=" + "0" * 64, "t=abc,v1=zz", "t=1" + ",v1=a" * 500,
-                                  "Basic", "Basic !!!", "Basic " + base64.b64encode(b"a:b").decode(), "\x00",
-                                  "t=" + "9" * 400 + ",v1=00"]) | st.text(max_size=60))
-    return {"X-Signature": value, "Stripe-Signature": value, "X-Twilio-Email-Event-Webhook-Signature": value,
-            "X-Twilio-Email-Event-Webhook-Timestamp": value, "X-Mandrill-Signature": value,
-            "X-Twilio-Signature": value, "Authorization": value}
+    value = draw(
+        st.sampled_from(
+            [
+                "",
+                "t=",
+                "t=1,v1=",
+                "v1=" + "0" * 64,
+                "t=abc,v1=zz",
+                "t=1" + ",v1=a" * 500,
+                "Basic",
+                "Basic !!!",
+                "Basic " + base64.b64encode(b"a:b").decode(),
+                "\x00",
+                "t=" + "9" * 400 + ",v1=00",
+            ]
+        )
+        | st.text(max_size=60)
+    )
+    return {
+        "X-Signature": value,
+        "Stripe-Signature": value,
+        "X-Twilio-Email-Event-Webhook-Signature": value,
+        "X-Twilio-Email-Event-Webhook-Timestamp": value,
+        "X-Mandrill-Signature": value,
+        "X-Twilio-Signature": value,
+        "Authorization": value,
+    }
 
 
 @st.composite
 def requests(draw: st.DrawFn, *, method: str | None = None) -> Drawn:
     # Mostly real sources and tenants: the deepest code runs only after a signature checks out.
-    source = draw(st.sampled_from(SOURCE_NAMES) if draw(st.integers(0, 9)) < 7
-                  else st.sampled_from(HOSTILE_SEGMENTS) | st.text(max_size=20))
-    tenant = draw(st.sampled_from(TENANTS) if draw(st.integers(0, 9)) < 7
-                  else st.sampled_from(["unknown-tenant", "A" * 64, "z9_-"]) | st.sampled_from(HOSTILE_SEGMENTS)
-                  | st.text(max_size=70))
+    source = draw(
+        st.sampled_from(SOURCE_NAMES)
+        if draw(st.integers(0, 9)) < 7
+        else st.sampled_from(HOSTILE_SEGMENTS) | st.text(max_size=20)
+    )
+    tenant = draw(
+        st.sampled_from(TENANTS)
+        if draw(st.integers(0, 9)) < 7
+        else st.sampled_from(["unknown-tenant", "A" * 64, "z9_-"])
+        | st.sampled_from(HOSTILE_SEGMENTS)
+        | st.text(max_size=70)
+    )
     verb = method or draw(st.sampled_from(["POST"] * 8 + ["HEAD", "GET", "PUT", "OPTIONS", "post"]))
     path = f"/v1/webhooks/{source}/{tenant}"
     body = draw(bodies(source))
@@ -228,8 +368,15 @@ def requests(draw: st.DrawFn, *, method: str | None = None) -> Drawn:
         headers["Content-Encoding"] = encoding
     if draw(st.integers(0, 9)) == 0:
         headers["Host"] = draw(st.sampled_from(["evil.example", "", "localhost:443", "a" * 300]))
-    event = api_gateway_event(verb, path, body, headers, stage=STAGE, domain=HOST,
-                              path_parameters={"source": unquote(source), "tenant": unquote(tenant)})
+    event = api_gateway_event(
+        verb,
+        path,
+        body,
+        headers,
+        stage=STAGE,
+        domain=HOST,
+        path_parameters={"source": unquote(source), "tenant": unquote(tenant)},
+    )
     if signing == "duplicated":
         # Two values of the signature header: API Gateway puts the last in `headers`, both in multiValueHeaders.
         name = next((k for k in headers if k.lower() not in ("content-type", "content-encoding", "host")), None)

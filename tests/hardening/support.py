@@ -46,8 +46,9 @@ HOST = "localhost"
 
 
 def sendgrid_key(tenant: str) -> ec.EllipticCurvePrivateKey:
-    return ec.derive_private_key(int.from_bytes(hashlib.sha256(f"hardening {tenant}".encode()).digest(), "big"),
-                                 ec.SECP256R1())
+    return ec.derive_private_key(
+        int.from_bytes(hashlib.sha256(f"hardening {tenant}".encode()).digest(), "big"), ec.SECP256R1()
+    )
 
 
 def source_settings(tenant: str) -> dict[str, dict[str, Any]]:
@@ -73,17 +74,23 @@ def destination_key(tenant: str) -> str:
 
 
 def tenant_document(tenant: str) -> dict[str, Any]:
-    return tenant_secret(write_key=write_key(tenant), sources=source_settings(tenant),
-                         identity={"missing_user_id": "anonymous"},
-                         destination={"api_key": destination_key(tenant)})
+    return tenant_secret(
+        write_key=write_key(tenant),
+        sources=source_settings(tenant),
+        identity={"missing_user_id": "anonymous"},
+        destination={"api_key": destination_key(tenant)},
+    )
 
 
 def secret_values(tenant: str) -> list[str]:
     """Every secret of a tenant (the SendGrid key is public by design and not listed)."""
     values = [write_key(tenant), destination_key(tenant)]
     for settings in source_settings(tenant).values():
-        values += [v for k, v in settings.items() if k in ("signing_secret", "signing_key", "password",
-                                                            "webhook_key", "auth_token", "endpoint_secret")]
+        values += [
+            v
+            for k, v in settings.items()
+            if k in ("signing_secret", "signing_key", "password", "webhook_key", "auth_token", "endpoint_secret")
+        ]
     return values
 
 
@@ -97,12 +104,14 @@ def public_url(path: str) -> str:
     return f"https://{HOST}/{STAGE}{path}"
 
 
-def signed(source: str, tenant: str, body: bytes, path: str, now: float | None = None,
-           secrets_of: str | None = None) -> tuple[dict[str, str], bytes]:
+def signed(
+    source: str, tenant: str, body: bytes, path: str, now: float | None = None, secrets_of: str | None = None
+) -> tuple[dict[str, str], bytes]:
     """Headers and body signed as `source` would for `tenant` (or with `secrets_of`'s secrets)."""
     owner = secrets_of or tenant
-    return sign(source, body, source_settings(owner)[source], public_url(path), now,
-                sendgrid_private_key=sendgrid_key(owner))
+    return sign(
+        source, body, source_settings(owner)[source], public_url(path), now, sendgrid_private_key=sendgrid_key(owner)
+    )
 
 
 @dataclass
@@ -145,8 +154,17 @@ class Harness:
             body = json.loads(text) if text else None
         except ValueError:
             body = None
-        return Call(event["httpMethod"], event["path"], response["statusCode"], headers.get("content-type"),
-                    text, seconds, self.drain(), body, response)
+        return Call(
+            event["httpMethod"],
+            event["path"],
+            response["statusCode"],
+            headers.get("content-type"),
+            text,
+            seconds,
+            self.drain(),
+            body,
+            response,
+        )
 
     def drain(self) -> int:
         """Messages (Spec messages, not SQS records) on the queue; deletes them."""
@@ -157,8 +175,10 @@ class Harness:
                 return count
             for message in batch:
                 count += len(read_body(message["Body"]).messages)
-            self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
+            self.sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
+            )
 
 
 def assert_invariants(call: Call, *, allow_unavailable: bool = False, max_seconds: float = FUZZ_MAX_SECONDS) -> None:
@@ -174,7 +194,9 @@ def assert_invariants(call: Call, *, allow_unavailable: bool = False, max_second
     # Nothing enqueued for a refused request; exactly the accepted messages for an accepted one.
     if call.status == 202:
         assert isinstance(call.body, dict), where
-        assert call.body["accepted"] == len(call.body["messageIds"]) == call.enqueued or call.body.get("truncated"), where
+        assert call.body["accepted"] == len(call.body["messageIds"]) == call.enqueued or call.body.get("truncated"), (
+            where
+        )
     else:
         assert call.enqueued == 0, f"{call.enqueued} messages enqueued for a refused request: {where}"
     assert call.seconds < max_seconds, f"took {call.seconds:.2f} CPU seconds: {where}"

@@ -15,8 +15,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from segment_bridge.errors import MalformedRequest
-from segment_bridge.sources import SOURCES
-from segment_bridge.sources.form import form_pairs
+from segment_bridge.ingest.sources import SOURCES
+from segment_bridge.ingest.sources.form import form_pairs
 from segment_bridge_tools.lambda_events import api_gateway_event
 from segment_bridge_tools.make_events import sample_body
 
@@ -47,8 +47,9 @@ def test_any_request_keeps_the_invariants(harness: Harness, drawn: Drawn) -> Non
         assert drawn.source in SOURCES and drawn.tenant in ("acme", "other")
 
 
-def post_signed(harness: Harness, source: str, body: bytes, tenant: str = "acme",
-                content_type: str | None = None) -> Any:
+def post_signed(
+    harness: Harness, source: str, body: bytes, tenant: str = "acme", content_type: str | None = None
+) -> Any:
     path = f"/v1/webhooks/{source}/{tenant}"
     try:
         headers, body = signed(source, tenant, body, path)
@@ -61,15 +62,26 @@ def post_signed(harness: Harness, source: str, body: bytes, tenant: str = "acme"
 
 DEEP = [b"[" * n + b"]" * n for n in (65, 990, 100_000)] + [
     b'{"type":"track","userId":"u","event":"E","properties":{"x":' + b"[" * 990 + b"]" * 990 + b"}}",
-    b'{"batch":' + b'{"a":' * 5000 + b"1" + b"}" * 5000 + b"}"]
+    b'{"batch":' + b'{"a":' * 5000 + b"1" + b"}" * 5000 + b"}",
+]
 
 
 @HEAVY
-@given(body=st.one_of(json_payloads().flatmap(lambda p: st.booleans().map(
-    lambda ascii_: json.dumps(p, ensure_ascii=ascii_).encode("utf-8", "surrogatepass"))), bodies("spec")),
-       content_type=st.sampled_from(["application/json", "application/json; charset=utf-8", "Application/JSON"]))
-@example(body=json.dumps({"batch": [{"type": "track", "userId": "u", "event": "E"}] * 3}).encode(),
-         content_type="application/json")
+@given(
+    body=st.one_of(
+        json_payloads().flatmap(
+            lambda p: st.booleans().map(
+                lambda ascii_: json.dumps(p, ensure_ascii=ascii_).encode("utf-8", "surrogatepass")
+            )
+        ),
+        bodies("spec"),
+    ),
+    content_type=st.sampled_from(["application/json", "application/json; charset=utf-8", "Application/JSON"]),
+)
+@example(
+    body=json.dumps({"batch": [{"type": "track", "userId": "u", "event": "E"}] * 3}).encode(),
+    content_type="application/json",
+)
 @example(body=DEEP[0], content_type="application/json")
 @example(body=DEEP[1], content_type="application/json")
 @example(body=DEEP[2], content_type="application/json")
@@ -86,8 +98,13 @@ def test_signed_spec_bodies_of_any_shape(harness: Harness, body: bytes, content_
 @given(source=st.sampled_from(sorted(set(SOURCES) - {"spec"})), data=st.data())
 def test_signed_tool_bodies_of_any_shape(harness: Harness, source: str, data: st.DataObject) -> None:
     """Each tool's source behind a valid signature: mutated samples, wrong types, deep, huge, forms."""
-    body = data.draw(st.one_of(bodies(source), json_payloads().map(lambda p: json.dumps(p).encode("utf-8", "surrogatepass")),
-                               spec_messages().map(lambda m: json.dumps([m]).encode("utf-8", "surrogatepass"))))
+    body = data.draw(
+        st.one_of(
+            bodies(source),
+            json_payloads().map(lambda p: json.dumps(p).encode("utf-8", "surrogatepass")),
+            spec_messages().map(lambda m: json.dumps([m]).encode("utf-8", "surrogatepass")),
+        )
+    )
     if source == "mailgun":
         try:
             payload = json.loads(body)
@@ -99,16 +116,23 @@ def test_signed_tool_bodies_of_any_shape(harness: Harness, source: str, data: st
 
 
 @HARDENING
-@given(source=st.sampled_from(sorted(SOURCES)), mutation=st.sampled_from(["flip", "append", "prepend", "truncate"]),
-       position=st.floats(0, 1))
+@given(
+    source=st.sampled_from(sorted(SOURCES)),
+    mutation=st.sampled_from(["flip", "append", "prepend", "truncate"]),
+    position=st.floats(0, 1),
+)
 def test_a_body_changed_after_signing_is_refused(harness: Harness, source: str, mutation: str, position: float) -> None:
     """Signatures cover the raw bytes: any change to a signed body is a 401 (Mailgun: see replay tests)."""
     raw = sample_body(source) if source != "spec" else b'{"type":"track","userId":"u","event":"Order Completed"}'
     path = f"/v1/webhooks/{source}/acme"
     headers, body = signed(source, "acme", raw, path)
     cut = int(position * (len(body) - 1))
-    changed = {"flip": body[:cut] + bytes([body[cut] ^ 0x01]) + body[cut + 1:], "append": body + b" ",
-               "prepend": b" " + body, "truncate": body[:cut]}[mutation]
+    changed = {
+        "flip": body[:cut] + bytes([body[cut] ^ 0x01]) + body[cut + 1 :],
+        "append": body + b" ",
+        "prepend": b" " + body,
+        "truncate": body[:cut],
+    }[mutation]
     call = harness.invoke(api_gateway_event("POST", path, changed, headers, stage=STAGE, domain=HOST))
     assert_invariants(call)
     if source in ("mailgun", "postmark"):
@@ -144,7 +168,9 @@ def test_time_is_linear_in_body_size(harness: Harness, source: str) -> None:
     one = b'{"type":"track","userId":"u","event":"Order Completed","properties":{"orderId":"1","total":"9.99"}}'
 
     def body(n: int) -> bytes:
-        return (b'{"batch":[' + b",".join([one] * n) + b"]}") if source == "spec" else b"[" + b",".join([one] * n) + b"]"
+        return (
+            (b'{"batch":[' + b",".join([one] * n) + b"]}") if source == "spec" else b"[" + b",".join([one] * n) + b"]"
+        )
 
     def timed(n: int) -> float:
         best = float("inf")

@@ -17,10 +17,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from segment_bridge.apigw import encode_bounded
+from segment_bridge.ingest.signatures import sign_timestamped
+from segment_bridge.ingest.sources import SOURCES
 from segment_bridge.limits import MAX_EVENTS_PER_REQUEST, MAX_JSON_DEPTH, MAX_REPORT_TEXT_CHARS, MAX_RESPONSE_BYTES
 from segment_bridge.safe_json import nesting_exceeds
-from segment_bridge.signatures import sign_timestamped
-from segment_bridge.sources import SOURCES
 from segment_bridge_tools.lambda_events import api_gateway_event
 from tests.conftest import SIGNING_SECRET, TENANT
 
@@ -37,8 +37,11 @@ def full(aws: dict[str, str]) -> Harness:
 
 
 def spec_event(body: bytes, headers: dict[str, str] | None = None, **kwargs: Any) -> dict[str, Any]:
-    all_headers = {"Content-Type": "application/json", "X-Signature": sign_timestamped(SIGNING_SECRET, body),
-                   **(headers or {})}
+    all_headers = {
+        "Content-Type": "application/json",
+        "X-Signature": sign_timestamped(SIGNING_SECRET, body),
+        **(headers or {}),
+    }
     return api_gateway_event("POST", f"/v1/webhooks/spec/{TENANT}", body, all_headers, **kwargs)
 
 
@@ -56,9 +59,11 @@ def depth(value: Any) -> int:
 
 
 brackety_text = st.text(alphabet=st.sampled_from('[]{}"\\ab,:'), max_size=8)
-nested_values = st.recursive(st.none() | st.integers() | brackety_text,
-                             lambda c: st.lists(c, max_size=3) | st.dictionaries(brackety_text, c, max_size=3),
-                             max_leaves=40)
+nested_values = st.recursive(
+    st.none() | st.integers() | brackety_text,
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(brackety_text, c, max_size=3),
+    max_leaves=40,
+)
 
 
 @pytest.mark.fuzz
@@ -119,8 +124,9 @@ def test_the_event_cap_is_a_413_and_nothing_is_enqueued(full: Harness) -> None:
 
 
 def test_the_largest_allowed_batch_is_accepted_in_bounded_time(full: Harness) -> None:
-    body = json.dumps({"batch": [track(i, properties={"order_id": str(i), "total": 9.99})
-                                 for i in range(MAX_EVENTS_PER_REQUEST)]}).encode()
+    body = json.dumps(
+        {"batch": [track(i, properties={"order_id": str(i), "total": 9.99}) for i in range(MAX_EVENTS_PER_REQUEST)]}
+    ).encode()
     call = full.invoke(spec_event(body))
     assert_invariants(call, max_seconds=10)
     assert call.status == 202 and call.enqueued == MAX_EVENTS_PER_REQUEST
@@ -136,8 +142,9 @@ def test_a_body_over_max_body_bytes_is_a_413_before_any_parsing(full: Harness) -
 def test_reports_that_quote_the_input_are_trimmed_to_a_bounded_response(full: Harness) -> None:
     """Found: conformance reports quote event names and keys, so a 4 MiB body made a 10-20 MB
     response, over Lambda's 6 MB limit (API Gateway answers 502). Fixed: apigw.encode_bounded."""
-    long_names = json.dumps({"batch": [{"type": "track", "userId": "u", "event": "eventName" + "Ab" * 150 + str(i)}
-                                       for i in range(10_000)]}).encode()
+    long_names = json.dumps(
+        {"batch": [{"type": "track", "userId": "u", "event": "eventName" + "Ab" * 150 + str(i)} for i in range(10_000)]}
+    ).encode()
     many_keys = json.dumps(track(properties={f"{'AbC' * 100}{i}": 1 for i in range(4_000)})).encode()
     for body in (long_names, many_keys):
         assert len(body) < MAX_BODY
@@ -150,8 +157,12 @@ def test_reports_that_quote_the_input_are_trimmed_to_a_bounded_response(full: Ha
 def test_bounded_encoding_keeps_small_bodies_and_trims_lists_in_order() -> None:
     small = {"accepted": 1, "messageIds": ["a"], "rejected": []}
     assert json.loads(encode_bounded(small)) == small
-    big = {"message": "m" * 2000, "accepted": 3, "messageIds": ["a", "b", "c"],
-           "rejected": [{"index": i, "message": "r" * 5000} for i in range(100)]}
+    big = {
+        "message": "m" * 2000,
+        "accepted": 3,
+        "messageIds": ["a", "b", "c"],
+        "rejected": [{"index": i, "message": "r" * 5000} for i in range(100)],
+    }
     trimmed = json.loads(encode_bounded(big, max_bytes=20_000))
     assert trimmed["messageIds"] == ["a", "b", "c"] and trimmed["truncated"] is True
     assert len(trimmed["message"]) == MAX_REPORT_TEXT_CHARS
@@ -180,8 +191,12 @@ def test_compressed_bodies_are_refused_with_415(full: Harness) -> None:
 
 def test_media_type_parameters_and_case_are_accepted(full: Harness) -> None:
     body = json.dumps(track(), ensure_ascii=False).encode()
-    for content_type in ("application/json; charset=utf-8", "Application/JSON;charset=UTF-8", " application/json ",
-                         "application/json; foo=bar"):
+    for content_type in (
+        "application/json; charset=utf-8",
+        "Application/JSON;charset=UTF-8",
+        " application/json ",
+        "application/json; foo=bar",
+    ):
         call = full.invoke(spec_event(body, {"Content-Type": content_type, "Content-Encoding": "identity"}))
         assert_invariants(call)
         assert call.status == 202, content_type
@@ -197,8 +212,15 @@ def test_invalid_base64_is_a_400(full: Harness) -> None:
 
 
 def test_odd_json_is_refused_cleanly(full: Harness) -> None:
-    for body in (b"\xef\xbb\xbf{}", b"\xff\xfe{\x00}\x00", b'{"type":"track","event":"\xff"}', b'{"a":NaN}',
-                 b"9" * 5000, b"[" + b"1," * 100_000 + b"1]", b"\x00"):
+    for body in (
+        b"\xef\xbb\xbf{}",
+        b"\xff\xfe{\x00}\x00",
+        b'{"type":"track","event":"\xff"}',
+        b'{"a":NaN}',
+        b"9" * 5000,
+        b"[" + b"1," * 100_000 + b"1]",
+        b"\x00",
+    ):
         call = full.invoke(spec_event(body))
         assert_invariants(call)
         assert call.status in (400, 413, 422), body[:20]
@@ -210,8 +232,12 @@ def test_worst_shapes_at_the_size_limit_finish_within_the_lambda_timeout(full: H
     """Linear, but with a constant: the heaviest shapes found (camelCase keys the reviewer renames
     and values it converts, in 32 KB events). Measured locally ~5 s; the ingest function has 20 s
     at 512 MB (about 0.3 vCPU), see docs/security.md "Known limits"."""
-    event = {"type": "track", "userId": "u", "event": "Order Completed",
-             "properties": {f"camelKey{j}Name": "12.5" for j in range(900)}}
+    event = {
+        "type": "track",
+        "userId": "u",
+        "event": "Order Completed",
+        "properties": {f"camelKey{j}Name": "12.5" for j in range(900)},
+    }
     one = json.dumps(event)
     body = ('{"batch":[' + ",".join([one] * (MAX_BODY // (len(one) + 1) - 1)) + "]}").encode()
     started = time.thread_time()

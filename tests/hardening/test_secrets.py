@@ -14,13 +14,14 @@ from __future__ import annotations
 import base64
 import json
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 from click.testing import CliRunner
 
-from segment_bridge.sources import SOURCES
+from segment_bridge.ingest.sources import SOURCES
 from segment_bridge_tools.lambda_events import LocalLambdaContext, api_gateway_event, sqs_event
 from segment_bridge_tools.make_events import sample_body
 from segment_bridge_tools.sink import ReceivedRequest, SegmentSink
@@ -53,7 +54,8 @@ def canaries() -> dict[str, str]:
             forms[f"tail of {value}"] = value[-16:]
         postmark = source_settings(tenant)["postmark"]
         forms[f"basic(postmark {tenant})"] = base64.b64encode(
-            f"{postmark['username']}:{postmark['password']}".encode()).decode()
+            f"{postmark['username']}:{postmark['password']}".encode()
+        ).decode()
     return forms
 
 
@@ -71,7 +73,9 @@ class Recorder:
         for where, text in self.texts:
             for name, form in canaries().items():
                 if form and form in text:
-                    found.append(f"{name} in {where}: ...{text[max(0, text.find(form) - 80):text.find(form) + 40]}...")
+                    found.append(
+                        f"{name} in {where}: ...{text[max(0, text.find(form) - 80) : text.find(form) + 40]}..."
+                    )
         return found
 
 
@@ -111,11 +115,27 @@ def ingest(event: dict[str, Any], recorder: Recorder) -> dict[str, Any]:
     return response
 
 
-def webhook(source: str, tenant: str = "acme", body: bytes | None = None, *, secrets_of: str | None = None,
-            now: float | None = None, headers: dict[str, str] | None = None) -> dict[str, Any]:
+def webhook(
+    source: str,
+    tenant: str = "acme",
+    body: bytes | None = None,
+    *,
+    secrets_of: str | None = None,
+    now: float | None = None,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
     path = f"/v1/webhooks/{source}/{tenant}"
-    raw = body if body is not None else (sample_body(source) if source != "spec" else json.dumps(
-        {"type": "track", "userId": "u1", "event": "Order Completed", "messageId": f"m-{time.time_ns()}"}).encode())
+    raw = (
+        body
+        if body is not None
+        else (
+            sample_body(source)
+            if source != "spec"
+            else json.dumps(
+                {"type": "track", "userId": "u1", "event": "Order Completed", "messageId": f"m-{time.time_ns()}"}
+            ).encode()
+        )
+    )
     signed_headers, raw = signed(source, tenant, raw, path, now, secrets_of)
     return api_gateway_event("POST", path, raw, {**signed_headers, **(headers or {})}, stage=STAGE, domain=HOST)
 
@@ -135,15 +155,37 @@ def forward(records: list[dict[str, Any]], recorder: Recorder) -> dict[str, Any]
 
 
 def queued_record(tenant: str, record_id: str, receive_count: int = 1, messages: int = 2) -> dict[str, Any]:
-    body = json.dumps({"v": 1, "tenant": tenant, "source": "spec", "messages": [
-        {"type": "track", "userId": f"u{i}", "event": "Order Completed", "messageId": f"{record_id}-{i}",
-         "context": {"integration": {"name": "acme-tool", "version": "1.0.0"}}} for i in range(messages)]})
-    return {"MessageId": record_id, "ReceiptHandle": record_id, "Body": body,
-            "Attributes": {"ApproximateReceiveCount": str(receive_count)}}
+    body = json.dumps(
+        {
+            "v": 1,
+            "tenant": tenant,
+            "source": "spec",
+            "messages": [
+                {
+                    "type": "track",
+                    "userId": f"u{i}",
+                    "event": "Order Completed",
+                    "messageId": f"{record_id}-{i}",
+                    "context": {"integration": {"name": "acme-tool", "version": "1.0.0"}},
+                }
+                for i in range(messages)
+            ],
+        }
+    )
+    return {
+        "MessageId": record_id,
+        "ReceiptHandle": record_id,
+        "Body": body,
+        "Attributes": {"ApproximateReceiveCount": str(receive_count)},
+    }
 
 
-def test_no_secret_appears_anywhere(world: dict[str, Any], capfd: pytest.CaptureFixture[str],
-                                    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_secret_appears_anywhere(
+    world: dict[str, Any],
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     caplog.set_level("INFO")  # what the functions log in production (POWERTOOLS_LOG_LEVEL=INFO)
     recorder = Recorder()
 
@@ -155,17 +197,31 @@ def test_no_secret_appears_anywhere(world: dict[str, Any], capfd: pytest.Capture
     recorder.add("queue bodies and attributes", queued)
 
     refusals = {
-        400: [api_gateway_event("POST", "/v1/webhooks/spec/bad..id", b"{}", {"Content-Type": "application/json"}),
-              webhook("spec", body=b"{not json"), webhook("spec", body=b"[" * 5000 + b"]" * 5000)],
+        400: [
+            api_gateway_event("POST", "/v1/webhooks/spec/bad..id", b"{}", {"Content-Type": "application/json"}),
+            webhook("spec", body=b"{not json"),
+            webhook("spec", body=b"[" * 5000 + b"]" * 5000),
+        ],
         401: [webhook(source, secrets_of="other") for source in sorted(SOURCES)]
-        + [webhook("spec", "unknown-tenant"), webhook("stripe", now=time.time() - 3600),
-           webhook("sendgrid", now=time.time() + 3600)],
+        + [
+            webhook("spec", "unknown-tenant"),
+            webhook("stripe", now=time.time() - 3600),
+            webhook("sendgrid", now=time.time() + 3600),
+        ],
         404: [api_gateway_event("POST", "/v1/webhooks/nosuch/acme", b"{}", {"Content-Type": "application/json"})],
         413: [webhook("spec", body=b'{"p":"' + b"x" * (5 * 1024 * 1024) + b'"}')],
-        415: [webhook("spec", headers={"Content-Type": "text/plain"}),
-              webhook("spec", headers={"Content-Encoding": "gzip"})],
-        422: [webhook("spec", body=json.dumps({"batch": [{"type": "track", "writeKey": write_key("acme")},
-                                                         {"type": "nope"}]}).encode())],
+        415: [
+            webhook("spec", headers={"Content-Type": "text/plain"}),
+            webhook("spec", headers={"Content-Encoding": "gzip"}),
+        ],
+        422: [
+            webhook(
+                "spec",
+                body=json.dumps(
+                    {"batch": [{"type": "track", "writeKey": write_key("acme")}, {"type": "nope"}]}
+                ).encode(),
+            )
+        ],
     }
     for status, events in refusals.items():
         for event in events:
@@ -195,7 +251,7 @@ def test_no_secret_appears_anywhere(world: dict[str, Any], capfd: pytest.Capture
     reset_caches()
 
     # 500: a bug whose exception text carries the tenant's settings (their repr must be masked).
-    from segment_bridge.sources.spec_source import SpecSource
+    from segment_bridge.ingest.sources.spec_source import SpecSource
 
     def crash(self: Any, request: Any, settings: Any, ctx: Any) -> None:
         raise RuntimeError(f"bug while verifying with {settings!r} / {settings}")
@@ -205,8 +261,12 @@ def test_no_secret_appears_anywhere(world: dict[str, Any], capfd: pytest.Capture
         assert ingest(webhook("spec"), recorder)["statusCode"] == 500
 
     # -- forward: success, retries, Segment errors echoing the credentials, DLQ -----------------------------
-    assert forward([dict(m, Attributes={"ApproximateReceiveCount": "1"}) for m in queued[:3]], recorder)[
-        "batchItemFailures"] == []
+    assert (
+        forward([dict(m, Attributes={"ApproximateReceiveCount": "1"}) for m in queued[:3]], recorder)[
+            "batchItemFailures"
+        ]
+        == []
+    )
     world["responder"].script = [(500, {}), (503, {"Retry-After": "0"})]
     assert forward([queued_record("acme", "r-retry")], recorder)["batchItemFailures"] == []
     world["responder"].script = [(400, {})] * 4
@@ -216,8 +276,17 @@ def test_no_secret_appears_anywhere(world: dict[str, Any], capfd: pytest.Capture
     world["responder"].script = [(401, {})] * 4
     forward([queued_record("other", "r-401-first", receive_count=1)], recorder)
     forward([queued_record("unknown-tenant", "r-unknown", receive_count=2)], recorder)
-    forward([{"MessageId": "r-garbage", "ReceiptHandle": "x", "Body": "not a batch " + "x" * 10,
-              "Attributes": {"ApproximateReceiveCount": "1"}}], recorder)
+    forward(
+        [
+            {
+                "MessageId": "r-garbage",
+                "ReceiptHandle": "x",
+                "Body": "not a batch " + "x" * 10,
+                "Attributes": {"ApproximateReceiveCount": "1"},
+            }
+        ],
+        recorder,
+    )
     dead = receive_all(world["dlq_url"])
     assert dead, "the 400 and the last-receive 401 should be on the DLQ"
     recorder.add("DLQ bodies and attributes", dead)
@@ -228,18 +297,25 @@ def test_no_secret_appears_anywhere(world: dict[str, Any], capfd: pytest.Capture
     import destination_handler
 
     for key in (destination_key("acme"), destination_key("other"), "wrong-key-0123456789"):
-        event = api_gateway_event("POST", "/v1/segment/acme", json.dumps(
-            {"type": "identify", "userId": "u1", "traits": {"email": "a@example.com"}}).encode(),
-            {"Content-Type": "application/json", "Authorization": basic(key)}, resource="/v1/segment/{tenant}",
-            path_parameters={"tenant": "acme"})
+        event = api_gateway_event(
+            "POST",
+            "/v1/segment/acme",
+            json.dumps({"type": "identify", "userId": "u1", "traits": {"email": "a@example.com"}}).encode(),
+            {"Content-Type": "application/json", "Authorization": basic(key)},
+            resource="/v1/segment/{tenant}",
+            path_parameters={"tenant": "acme"},
+        )
         recorder.add("destination response", destination_handler.lambda_handler(event, LocalLambdaContext()))
 
     from segment_bridge_tools.cli import main as cli
 
     runner = CliRunner()
-    for args in (["tenants", "show", "acme"], ["tenants", "list"],
-                 ["tenants", "put", "other", "--source", f'spec={{"signing_secret": 5, "x": "{write_key("other")}"}}'],
-                 ["tenants", "put", "bad..id", "--write-key", write_key("acme")]):
+    for args in (
+        ["tenants", "show", "acme"],
+        ["tenants", "list"],
+        ["tenants", "put", "other", "--source", f'spec={{"signing_secret": 5, "x": "{write_key("other")}"}}'],
+        ["tenants", "put", "bad..id", "--write-key", write_key("acme")],
+    ):
         result = runner.invoke(cli, args, catch_exceptions=True)
         recorder.add(f"cli {args[:2]}", result.output + (repr(result.exception) if result.exception else ""))
 
@@ -247,7 +323,9 @@ def test_no_secret_appears_anywhere(world: dict[str, Any], capfd: pytest.Capture
     recorder.add("stdout (logs, EMF metrics)", out)
     recorder.add("stderr", err)
     recorder.add("log records", [r.getMessage() + " " + json.dumps(r.__dict__, default=repr) for r in caplog.records])
-    assert "unhandled error in ingest" in out + json.dumps([r.getMessage() for r in caplog.records])  # the 500 was logged
+    assert "unhandled error in ingest" in out + json.dumps(
+        [r.getMessage() for r in caplog.records]
+    )  # the 500 was logged
     leaks = recorder.leaks()
     assert not leaks, "\n".join(leaks[:20])
     assert len(recorder.texts) > 50

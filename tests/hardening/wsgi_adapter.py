@@ -12,18 +12,26 @@ and reach parsing and normalization.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import unquote
 
 from segment_bridge.errors import MalformedRequest
-from segment_bridge.sources import SOURCES
+from segment_bridge.ingest.sources import SOURCES
 from segment_bridge_tools.lambda_events import api_gateway_event
 
 from .support import HOST, STAGE, TENANTS, Harness, assert_invariants, basic, destination_key, signed
 
-SIGNATURE_HEADERS = {"authorization", "x-signature", "stripe-signature", "x-mandrill-signature", "x-twilio-signature",
-                     "x-twilio-email-event-webhook-signature", "x-twilio-email-event-webhook-timestamp"}
+SIGNATURE_HEADERS = {
+    "authorization",
+    "x-signature",
+    "stripe-signature",
+    "x-mandrill-signature",
+    "x-twilio-signature",
+    "x-twilio-email-event-webhook-signature",
+    "x-twilio-email-event-webhook-timestamp",
+}
 
 
 class ApiGatewayWsgi:
@@ -37,10 +45,12 @@ class ApiGatewayWsgi:
         raw_uri = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "/")
         path, _, query = raw_uri.partition("?")
         if path.startswith(f"/{STAGE.lower()}/"):
-            path = path[len(STAGE) + 1:]  # the servers entry's stage prefix
+            path = path[len(STAGE) + 1 :]  # the servers entry's stage prefix
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
-        headers = {key[5:].replace("_", "-").title(): value for key, value in environ.items() if key.startswith("HTTP_")}
+        headers = {
+            key[5:].replace("_", "-").title(): value for key, value in environ.items() if key.startswith("HTTP_")
+        }
         if environ.get("CONTENT_TYPE"):
             headers["Content-Type"] = environ["CONTENT_TYPE"]
         parts = path.strip("/").split("/")
@@ -54,8 +64,17 @@ class ApiGatewayWsgi:
             parameters = {"source": unquote(parts[2]), "tenant": unquote(parts[3])} if len(parts) == 4 else {}
             if self.sign and len(parts) == 4 and parts[2] in SOURCES and parts[3] in TENANTS:
                 headers, body = self._signed(parts[2], parts[3], body, path, headers)
-        event = api_gateway_event(method, path, body, headers, query=query, stage=STAGE, domain=HOST,
-                                  path_parameters=parameters, resource=resource)
+        event = api_gateway_event(
+            method,
+            path,
+            body,
+            headers,
+            query=query,
+            stage=STAGE,
+            domain=HOST,
+            path_parameters=parameters,
+            resource=resource,
+        )
         self.calls += 1
         call = self.harnesses[which].invoke(event, kind="schemathesis")
         assert_invariants(call)
@@ -65,7 +84,9 @@ class ApiGatewayWsgi:
         return [call.text.encode("utf-8")]
 
     @staticmethod
-    def _signed(source: str, tenant: str, body: bytes, path: str, headers: dict[str, str]) -> tuple[dict[str, str], bytes]:
+    def _signed(
+        source: str, tenant: str, body: bytes, path: str, headers: dict[str, str]
+    ) -> tuple[dict[str, str], bytes]:
         try:
             signature_headers, body = signed(source, tenant, body, path)
         except (ValueError, RecursionError, MalformedRequest, KeyError, AttributeError, TypeError):

@@ -20,8 +20,17 @@ def run(*args: str, input: str | None = None):  # type: ignore[no-untyped-def]
 
 @mock_aws
 def test_put_show_list_delete_round_trip() -> None:
-    created = run("tenants", "put", "acme", "--write-key", KEY, "--region", "eu",
-                  "--source", 'spec={"signing_secret": "sign-me-please"}')
+    created = run(
+        "tenants",
+        "put",
+        "acme",
+        "--write-key",
+        KEY,
+        "--region",
+        "eu",
+        "--source",
+        'spec={"signing_secret": "sign-me-please"}',
+    )
     assert created.exit_code == 0, created.output
     assert "created segment-bridge/tenants/acme" in created.output
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from segment_bridge.ingest.signatures import sign_timestamped
 from segment_bridge.queue_format import read_body
-from segment_bridge.signatures import sign_timestamped
 from segment_bridge_tools.lambda_events import LocalLambdaContext, api_gateway_event
-from tests.conftest import SIGNING_SECRET, TENANT, put_tenant, receive_all, tenant_secret
+from tests.conftest import SIGNING_SECRET, TENANT, emitted_metrics, put_tenant, receive_all, tenant_secret
 
 PURCHASE = {"type": "track", "userId": "u1", "event": "Purchase", "properties": {"orderId": "o-1", "total": "27.50"}}
 CUSTOM = {"type": "track", "userId": "u1", "event": "report_exported", "properties": {"reportType": "pdf"}}
@@ -36,33 +36,26 @@ def forwarded(queue_url: str) -> list[dict[str, Any]]:
 
 
 def metrics(capsys: pytest.CaptureFixture[str]) -> dict[str, float]:
-    """The EMF metrics the handler flushed to stdout, summed by name."""
-    totals: dict[str, float] = {}
-    for line in capsys.readouterr().out.splitlines():
-        try:
-            document = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(document, dict) and "_aws" in document:
-            for definition in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
-                value = document[definition["Name"]]
-                totals[definition["Name"]] = totals.get(definition["Name"], 0) + sum(
-                    value if isinstance(value, list) else [value])
-    return totals
+    return emitted_metrics(capsys.readouterr().out)
 
 
 def test_default_policy_fixes_spec_near_misses_and_records_the_original(aws: dict[str, str]) -> None:
     status, body = post(PURCHASE)
     assert status == 202 and body["accepted"] == 1 and body["rejected"] == []
     assert [(c["index"], c["code"], c["action"]) for c in body["conformance"]] == [
-        (0, "spec.event_name", "fixed"), (0, "spec.property_name", "fixed"), (0, "spec.property_type", "fixed")]
+        (0, "spec.event_name", "fixed"),
+        (0, "spec.property_name", "fixed"),
+        (0, "spec.property_type", "fixed"),
+    ]
     assert body["conformance"][0]["fix"] == 'rename the event to "Order Completed"'
     (message,) = forwarded(aws["queue_url"])
     assert message["event"] == "Order Completed"
     assert message["properties"] == {"order_id": "o-1", "total": 27.5}
     assert message["context"]["conformance"] == {
-        "original_event": "Purchase", "original_keys": {"properties.order_id": "orderId"},
-        "original_values": {"properties.total": "27.50"}}
+        "original_event": "Purchase",
+        "original_keys": {"properties.order_id": "orderId"},
+        "original_values": {"properties.total": "27.50"},
+    }
     assert message["context"]["integration"] == {"name": "acme-tool", "version": "1.0.0"}
 
 
@@ -77,13 +70,17 @@ def test_default_policy_warns_on_style_and_forwards_unchanged(aws: dict[str, str
     status, body = post(CUSTOM)
     assert status == 202 and body["accepted"] == 1
     assert [(c["code"], c["severity"], c["action"]) for c in body["conformance"]] == [
-        ("style.event_name", "warning", "warned"), ("style.property_name", "warning", "warned")]
+        ("style.event_name", "warning", "warned"),
+        ("style.property_name", "warning", "warned"),
+    ]
     (message,) = forwarded(aws["queue_url"])
     assert message["event"] == "report_exported" and message["properties"] == {"reportType": "pdf"}
     assert "conformance" not in message["context"]
 
 
-def test_warn_policy_forwards_spec_near_misses_unchanged(aws: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_warn_policy_forwards_spec_near_misses_unchanged(
+    aws: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
     policy(spec="warn")
     status, body = post(PURCHASE)
     assert status == 202 and {c["action"] for c in body["conformance"]} == {"warned"}
@@ -93,7 +90,8 @@ def test_warn_policy_forwards_spec_near_misses_unchanged(aws: dict[str, str], ca
 
 
 def test_reject_policy_refuses_the_event_with_the_reason_and_the_fix(
-        aws: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    aws: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
     policy(spec="reject")
     status, body = post(PURCHASE, CLEAN)
     assert status == 202 and body["accepted"] == 1
@@ -106,7 +104,8 @@ def test_reject_policy_refuses_the_event_with_the_reason_and_the_fix(
 
 
 def test_reject_policy_with_nothing_left_is_422_and_still_explains(
-        aws: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    aws: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
     policy(spec="reject")
     status, body = post(PURCHASE)
     assert status == 422

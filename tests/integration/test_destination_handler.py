@@ -10,8 +10,8 @@ import boto3
 import pytest
 
 from segment_bridge.errors import ServiceUnavailable, Throttled
-from segment_bridge.identity import IdentityMatch, lookup_key
-from segment_bridge.identity_store import DynamoDBIdentityStore
+from segment_bridge.identity.keys import IdentityMatch, lookup_key
+from segment_bridge.identity.store import DynamoDBIdentityStore
 from segment_bridge_tools.lambda_events import LocalLambdaContext, api_gateway_event
 from tests.conftest import DESTINATION_API_KEY, TENANT, put_tenant, tenant_secret
 
@@ -22,8 +22,14 @@ def basic(key: str) -> str:
     return "Basic " + base64.b64encode(f"{key}:".encode()).decode()
 
 
-def call(body: Any, *, key: str | None = DESTINATION_API_KEY, tenant: str = TENANT, raw: bytes | None = None,
-         timeout: float = 4.0) -> tuple[int, dict[str, Any]]:
+def call(
+    body: Any,
+    *,
+    key: str | None = DESTINATION_API_KEY,
+    tenant: str = TENANT,
+    raw: bytes | None = None,
+    timeout: float = 4.0,
+) -> tuple[int, dict[str, Any]]:
     import destination_handler
 
     headers = {"Content-Type": "application/json", "User-Agent": "Segment.io/1.0"}
@@ -37,8 +43,14 @@ def call(body: Any, *, key: str | None = DESTINATION_API_KEY, tenant: str = TENA
 
 
 def identify(user_id: str = "user-1", message_id: str = "m-1", **extra: Any) -> dict[str, Any]:
-    return {"type": "identify", "userId": user_id, "messageId": message_id, "timestamp": "2026-11-20T09:00:00Z",
-            "traits": {"email": "Example@Test.com"}, **extra}
+    return {
+        "type": "identify",
+        "userId": user_id,
+        "messageId": message_id,
+        "timestamp": "2026-11-20T09:00:00Z",
+        "traits": {"email": "Example@Test.com"},
+        **extra,
+    }
 
 
 def links(table: str) -> dict[str, IdentityMatch]:
@@ -59,9 +71,19 @@ def test_a_redelivered_message_is_applied_once(identity_table: str) -> None:
 
 
 def test_a_batch_applies_what_it_can_and_reports_the_rest(identity_table: str) -> None:
-    batch = [identify("user-1", "m-1"), {"type": "group", "userId": "user-1", "groupId": "acct-7", "messageId": "g-1",
-                                        "timestamp": "2026-11-20T09:00:01Z"},
-             {"type": "page", "anonymousId": "a-1"}, {"type": "screen_view"}, {"type": "group", "userId": "u"}]
+    batch = [
+        identify("user-1", "m-1"),
+        {
+            "type": "group",
+            "userId": "user-1",
+            "groupId": "acct-7",
+            "messageId": "g-1",
+            "timestamp": "2026-11-20T09:00:01Z",
+        },
+        {"type": "page", "anonymousId": "a-1"},
+        {"type": "screen_view"},
+        {"type": "group", "userId": "u"},
+    ]
     status, body = call({"batch": batch})
     assert status == 200
     assert (body["received"], body["applied"]) == (5, 2)
@@ -106,9 +128,12 @@ def test_a_batch_larger_than_configured_is_413(identity_table: str, monkeypatch:
     assert status == 413 and "at most 2" in body["message"]
 
 
-@pytest.mark.parametrize("key, tenant", [
-    (None, TENANT), ("wrong-key-0123456789", TENANT), (DESTINATION_API_KEY, "nobody")])
-def test_a_missing_or_wrong_key_and_an_unknown_tenant_are_401(identity_table: str, key: str | None, tenant: str) -> None:
+@pytest.mark.parametrize(
+    "key, tenant", [(None, TENANT), ("wrong-key-0123456789", TENANT), (DESTINATION_API_KEY, "nobody")]
+)
+def test_a_missing_or_wrong_key_and_an_unknown_tenant_are_401(
+    identity_table: str, key: str | None, tenant: str
+) -> None:
     status, body = call(identify(), key=key, tenant=tenant)
     assert status == 401 and body["message"]
     assert links(identity_table) == {}
@@ -154,11 +179,16 @@ class FailingStore:
     join_group = forget = link
 
 
-@pytest.mark.parametrize("error, status", [
-    (Throttled("the identity table is throttled; retry later"), 429),
-    (ServiceUnavailable("the identity table is unavailable; retry later"), 503),
-])
-def test_a_throttled_or_unavailable_table_asks_segment_to_retry(identity_table: str, error: Exception, status: int) -> None:
+@pytest.mark.parametrize(
+    "error, status",
+    [
+        (Throttled("the identity table is throttled; retry later"), 429),
+        (ServiceUnavailable("the identity table is unavailable; retry later"), 503),
+    ],
+)
+def test_a_throttled_or_unavailable_table_asks_segment_to_retry(
+    identity_table: str, error: Exception, status: int
+) -> None:
     import destination_handler
 
     destination_handler.get_service().store = FailingStore(error)
@@ -166,16 +196,15 @@ def test_a_throttled_or_unavailable_table_asks_segment_to_retry(identity_table: 
 
 
 def test_real_dynamodb_throttling_is_429(identity_table: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from botocore.exceptions import ClientError
-
     import destination_handler
+    from botocore.exceptions import ClientError
 
     store = destination_handler.get_service().store
 
     def throttled(operation: str, **kwargs: Any) -> Any:
         raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": ""}}, operation)
 
-    monkeypatch.setattr(store.dynamodb, "update_item", lambda **kw: throttled("UpdateItem", **kw))
+    monkeypatch.setattr(store.client, "update_item", lambda **kw: throttled("UpdateItem", **kw))
     assert call(identify())[0] == 429
 
 
@@ -202,8 +231,19 @@ def test_the_tenants_cli_sets_the_key_the_endpoint_checks(identity_table: str) -
 
     from segment_bridge_tools.cli import main
 
-    result = CliRunner().invoke(main, ["tenants", "put", "cli-made", "--write-key", "wk_0123456789",
-                                       "--destination-api-key", "cli-destination-key-0123"], catch_exceptions=False)
+    result = CliRunner().invoke(
+        main,
+        [
+            "tenants",
+            "put",
+            "cli-made",
+            "--write-key",
+            "wk_0123456789",
+            "--destination-api-key",
+            "cli-destination-key-0123",
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     shown = CliRunner().invoke(main, ["tenants", "show", "cli-made"]).output
     assert "cli-destination-key-0123" not in shown and json.loads(shown)["destination"] == {"api_key": "**********"}

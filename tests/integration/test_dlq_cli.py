@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -11,7 +11,7 @@ import pytest
 from botocore.stub import Stubber
 from click.testing import CliRunner
 
-from segment_bridge.aws import SqsDeadLetterQueue
+from segment_bridge.forward.dead_letters import SqsDeadLetterQueue
 from segment_bridge.queue_format import read_body
 from segment_bridge_tools import cli_dlq
 from segment_bridge_tools.cli import main
@@ -29,8 +29,14 @@ def body(tenant: str, *ids: str, **properties: Any) -> str:
     return json.dumps({"v": 1, "tenant": tenant, "source": "spec", "messages": messages}, indent=1)
 
 
-def dead_letter(dlq_url: str, tenant: str, *ids: str, reason: str = "Segment answered 400: bad", status: str = "400",
-                **properties: Any) -> str:
+def dead_letter(
+    dlq_url: str,
+    tenant: str,
+    *ids: str,
+    reason: str = "Segment answered 400: bad",
+    status: str = "400",
+    **properties: Any,
+) -> str:
     raw = body(tenant, *ids, **properties)
     SqsDeadLetterQueue(dlq_url).dead_letter(raw, reason, {"tenant": tenant, "source": "spec", "status": status})
     return raw
@@ -60,8 +66,16 @@ def test_inspect_counts_by_tenant_and_reason_and_leaves_everything_there(aws: di
 
 
 def test_inspect_masks_anything_that_looks_like_a_key(aws: dict[str, str]) -> None:
-    dead_letter(aws["dlq_url"], "acme", "m1", api_key="plain-value", token="t", stripe="sk_live_abcdef",
-                opaque="AbCdEfGhIjKlMnOpQrStUvWxYz0123456789", order_id="ord_1001")
+    dead_letter(
+        aws["dlq_url"],
+        "acme",
+        "m1",
+        api_key="plain-value",
+        token="t",
+        stripe="sk_live_abcdef",
+        opaque="AbCdEfGhIjKlMnOpQrStUvWxYz0123456789",
+        order_id="ord_1001",
+    )
     result = run("inspect", "--samples", "1")
     assert result.exit_code == 0, result.output
     for secret in ("plain-value", "sk_live_abcdef", "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789", WRITE_KEY):
@@ -116,9 +130,11 @@ def test_a_failed_send_is_never_deleted(aws: dict[str, str], monkeypatch: pytest
         def __getattr__(self, name: str) -> Any:
             return getattr(real, name)
 
-        def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
+        def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
             response = real.send_message_batch(QueueUrl=QueueUrl, Entries=Entries[1:])
-            response.setdefault("Failed", []).append({"Id": Entries[0]["Id"], "SenderFault": False, "Code": "InternalError"})
+            response.setdefault("Failed", []).append(
+                {"Id": Entries[0]["Id"], "SenderFault": False, "Code": "InternalError"}
+            )
             return response
 
     monkeypatch.setattr(cli_dlq, "_sqs", lambda: RefusesOne())
@@ -130,10 +146,23 @@ def test_a_failed_send_is_never_deleted(aws: dict[str, str], monkeypatch: pytest
 def test_queue_urls_from_stack_outputs(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     cloudformation = boto3.client("cloudformation")
     stubber = Stubber(cloudformation)
-    stubber.add_response("describe_stacks", {"Stacks": [{
-        "StackName": "bridge", "CreationTime": datetime.now(timezone.utc), "StackStatus": "CREATE_COMPLETE",
-        "Outputs": [{"OutputKey": "QueueUrl", "OutputValue": aws["queue_url"]},
-                    {"OutputKey": "DeadLetterQueueUrl", "OutputValue": aws["dlq_url"]}]}]}, {"StackName": "bridge"})
+    stubber.add_response(
+        "describe_stacks",
+        {
+            "Stacks": [
+                {
+                    "StackName": "bridge",
+                    "CreationTime": datetime.now(UTC),
+                    "StackStatus": "CREATE_COMPLETE",
+                    "Outputs": [
+                        {"OutputKey": "QueueUrl", "OutputValue": aws["queue_url"]},
+                        {"OutputKey": "DeadLetterQueueUrl", "OutputValue": aws["dlq_url"]},
+                    ],
+                }
+            ]
+        },
+        {"StackName": "bridge"},
+    )
     stubber.activate()
     monkeypatch.setattr(cli_dlq, "_cloudformation", lambda: cloudformation)
     monkeypatch.delenv("QUEUE_URL")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
-from segment_bridge.segment_client import SegmentClient
+from segment_bridge.forward.batching import Batch, pack_batches
+from segment_bridge.forward.client import SegmentClient, SendOutcome, Target
 from segment_bridge_tools.faults import REJECT_MARKER, FaultPlan
 from segment_bridge_tools.sink import ReceivedRequest, SegmentSink
 
@@ -24,16 +25,18 @@ def sink(plan: FaultPlan) -> Iterator[SegmentSink]:
     running.stop()
 
 
-def body(*messages: dict) -> bytes:
-    return json.dumps({"batch": list(messages), "sentAt": "2026-11-23T00:00:00.000Z"}).encode()
+def body(*messages: dict) -> Batch[int]:
+    encoded = [json.dumps(m) for m in messages]
+    return pack_batches([(i, text, len(text)) for i, text in enumerate(encoded)])[0]
 
 
 def track(message_id: str, **properties: object) -> dict:
     return {"type": "track", "userId": "u", "event": "E", "messageId": message_id, "properties": properties}
 
 
-def post(sink: SegmentSink, payload: bytes, timeout: float = 2.0):  # type: ignore[no-untyped-def]
-    return SegmentClient({"us": sink.batch_url}).post_batch("us", "wk-0123456789", payload, timeout=timeout)
+def post(sink: SegmentSink, batch: Batch[int], timeout: float = 2.0) -> SendOutcome:
+    client = SegmentClient({"us": sink.batch_url})
+    return client.send(client.prepare(Target("us", "wk-0123456789"), batch, "2026-11-23T00:00:00.000Z"), timeout)
 
 
 @pytest.mark.parametrize(("field", "status"), [("error_500", 500), ("error_503", 503), ("rate_limited", 429)])

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from segment_bridge.queue_format import read_body
 from segment_bridge_tools.faults import REJECT_MARKER, FaultPlan
 from segment_bridge_tools.lambda_events import LocalLambdaContext, sqs_event
 from segment_bridge_tools.sink import SegmentSink
-from segment_bridge.queue_format import read_body
-from tests.conftest import TENANT, queued_body, receive_all, reset_caches
+from tests.conftest import TENANT, emitted_metrics, queued_body, receive_all, reset_caches
 
 
 @pytest.fixture
@@ -31,10 +31,22 @@ def sink(aws: dict[str, str], plan: FaultPlan, monkeypatch: pytest.MonkeyPatch) 
 
 
 def record(record_id: str, count: int = 6, bad: tuple[int, ...] = ()) -> dict[str, Any]:
-    messages = [{"type": "track", "userId": "u", "event": "E", "messageId": f"{record_id}-{i}",
-                 "properties": {REJECT_MARKER: True} if i in bad else {}} for i in range(count)]
-    return {"MessageId": record_id, "ReceiptHandle": record_id, "Attributes": {"ApproximateReceiveCount": "1"},
-            "Body": queued_body(TENANT, messages)}
+    messages = [
+        {
+            "type": "track",
+            "userId": "u",
+            "event": "E",
+            "messageId": f"{record_id}-{i}",
+            "properties": {REJECT_MARKER: True} if i in bad else {},
+        }
+        for i in range(count)
+    ]
+    return {
+        "MessageId": record_id,
+        "ReceiptHandle": record_id,
+        "Attributes": {"ApproximateReceiveCount": "1"},
+        "Body": queued_body(TENANT, messages),
+    }
 
 
 def invoke(*records: dict[str, Any], timeout: float = 20) -> dict[str, Any]:
@@ -43,19 +55,9 @@ def invoke(*records: dict[str, Any], timeout: float = 20) -> dict[str, Any]:
     return forward_handler.lambda_handler(sqs_event(list(records)), LocalLambdaContext(timeout_seconds=timeout))
 
 
-def emitted_metrics(output: str) -> dict[str, float]:
-    values: dict[str, float] = {}
-    for line in output.splitlines():
-        if line.startswith('{"_aws"'):
-            blob = json.loads(line)
-            for metric in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
-                value = blob[metric["Name"]]
-                values[metric["Name"]] = sum(value) if isinstance(value, list) else value
-    return values
-
-
-def test_a_bad_message_is_isolated_into_the_dlq_and_the_rest_delivered(sink: SegmentSink, aws: dict[str, str],
-                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_bad_message_is_isolated_into_the_dlq_and_the_rest_delivered(
+    sink: SegmentSink, aws: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
     response = invoke(record("r1", bad=(4,)), record("r2"))
     assert response["batchItemFailures"] == []
     delivered = {m["messageId"] for m in sink.messages()}
@@ -70,8 +72,9 @@ def test_a_bad_message_is_isolated_into_the_dlq_and_the_rest_delivered(sink: Seg
     assert metrics["SegmentIsolationRequests"] >= 2
 
 
-def test_transient_faults_are_retried_within_the_invocation(sink: SegmentSink, plan: FaultPlan,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_transient_faults_are_retried_within_the_invocation(
+    sink: SegmentSink, plan: FaultPlan, capsys: pytest.CaptureFixture[str]
+) -> None:
     answers = iter([(503, {}, {"message": "busy"}), (429, {"Retry-After": "0.2"}, {"message": "slow down"})])
     plan_call = plan.__call__
 

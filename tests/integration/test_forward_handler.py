@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from segment_bridge.queue_format import read_body
 from segment_bridge_tools.lambda_events import LocalLambdaContext, sqs_event
 from segment_bridge_tools.sink import SegmentSink
-from segment_bridge.queue_format import read_body
 from tests.conftest import TENANT, WRITE_KEY, put_tenant, queued_body, receive_all, reset_caches, tenant_secret
 
 
@@ -30,13 +31,23 @@ def sink(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Segme
 
 def record(record_id: str, tenant: str, count: int = 2, receive_count: int = 1, start: int = 0) -> dict[str, Any]:
     messages = [
-        {"type": "track", "userId": f"u{i}", "event": "Order Completed", "messageId": f"{tenant}-{record_id}-{i}",
-         "properties": {"total": i}, "context": {"integration": {"name": "acme-tool", "version": "1.0.0"}}}
+        {
+            "type": "track",
+            "userId": f"u{i}",
+            "event": "Order Completed",
+            "messageId": f"{tenant}-{record_id}-{i}",
+            "properties": {"total": i},
+            "context": {"integration": {"name": "acme-tool", "version": "1.0.0"}},
+        }
         for i in range(start, start + count)
     ]
     body = queued_body(tenant, messages)
-    return {"MessageId": record_id, "ReceiptHandle": record_id, "Body": body,
-            "Attributes": {"ApproximateReceiveCount": str(receive_count)}}
+    return {
+        "MessageId": record_id,
+        "ReceiptHandle": record_id,
+        "Body": body,
+        "Attributes": {"ApproximateReceiveCount": str(receive_count)},
+    }
 
 
 def invoke(*records: dict[str, Any]) -> dict[str, Any]:
@@ -101,10 +112,20 @@ def test_a_batch_with_nothing_delivered_fails_the_invocation(sink: SegmentSink) 
 
 
 def test_a_version_1_record_from_an_earlier_deployment_is_delivered(sink: SegmentSink) -> None:
-    message = {"type": "track", "userId": "u1", "event": "Order Completed", "messageId": "old-1",
-               "properties": {"total": 1}, "context": {"integration": {"name": "acme-tool", "version": "1.0.0"}}}
-    old = {"MessageId": "v1", "ReceiptHandle": "v1", "Attributes": {"ApproximateReceiveCount": "1"},
-           "Body": json.dumps({"v": 1, "tenant": TENANT, "source": "spec", "messages": [message]})}
+    message = {
+        "type": "track",
+        "userId": "u1",
+        "event": "Order Completed",
+        "messageId": "old-1",
+        "properties": {"total": 1},
+        "context": {"integration": {"name": "acme-tool", "version": "1.0.0"}},
+    }
+    old = {
+        "MessageId": "v1",
+        "ReceiptHandle": "v1",
+        "Attributes": {"ApproximateReceiveCount": "1"},
+        "Body": json.dumps({"v": 1, "tenant": TENANT, "source": "spec", "messages": [message]}),
+    }
     assert failures(invoke(old, record("r1", TENANT))) == set()
     [request] = sink.snapshot()
     assert request.messages[0] == message and request.message_count == 3

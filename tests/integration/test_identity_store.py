@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -10,8 +11,8 @@ from botocore.exceptions import ClientError, ConnectTimeoutError
 from moto import mock_aws
 
 from segment_bridge.errors import ServiceUnavailable, Throttled
-from segment_bridge.identity import IdentityMatch, Stamp, lookup_key, user_key
-from segment_bridge.identity_store import DynamoDBIdentityStore
+from segment_bridge.identity.keys import IdentityMatch, Stamp, lookup_key, user_key
+from segment_bridge.identity.store import DynamoDBIdentityStore
 from segment_bridge_tools.local_stack import create_identity_table
 
 TABLE = "identity-test"
@@ -43,7 +44,8 @@ def test_a_link_resolves_and_the_table_holds_no_address(store: DynamoDBIdentityS
     outcome = store.link("acme", "user-1", [EMAIL, PHONE, ANON], Stamp(1000, "m1"), EXPIRES)
     assert (outcome.written, outcome.stale, outcome.suppressed) == (3, 0, False)
     assert store.lookup([EMAIL, PHONE, ANON, "acme#email#unknown"]) == {
-        key: IdentityMatch("user-1") for key in (EMAIL, PHONE, ANON)}
+        key: IdentityMatch("user-1") for key in (EMAIL, PHONE, ANON)
+    }
     dump = str(ddb.scan(TableName=TABLE)["Items"])
     assert "example@test.com" not in dump and "4155550100" not in dump
     assert set(item(ddb, user_key("acme", "user-1"))["lookupKeys"]["SS"]) == {EMAIL, PHONE, ANON}
@@ -70,7 +72,10 @@ def test_a_group_reaches_existing_and_later_links(store: DynamoDBIdentityStore) 
     store.link("acme", "user-1", [EMAIL], Stamp(1000, "m1"), EXPIRES)
     assert store.join_group("acme", "user-1", "acct-7", Stamp(2000, "g1"), EXPIRES).written == 2
     store.link("acme", "user-1", [PHONE], Stamp(3000, "m2"), EXPIRES)
-    assert store.lookup([EMAIL, PHONE]) == {EMAIL: IdentityMatch("user-1", "acct-7"), PHONE: IdentityMatch("user-1", "acct-7")}
+    assert store.lookup([EMAIL, PHONE]) == {
+        EMAIL: IdentityMatch("user-1", "acct-7"),
+        PHONE: IdentityMatch("user-1", "acct-7"),
+    }
     assert store.join_group("acme", "user-1", "acct-7", Stamp(2000, "g1"), EXPIRES).stale == 1  # duplicate
     assert store.join_group("acme", "user-1", "acct-old", Stamp(1500, "g0"), EXPIRES).stale == 1  # older
     assert store.lookup([EMAIL])[EMAIL].group_id == "acct-7"
@@ -121,6 +126,7 @@ def test_a_link_written_while_a_deletion_ran_is_taken_back(ddb: Any) -> None:
                 self.fired = True
                 racing.forget("acme", "user-1", Stamp(5000, "d1"), NOW + 3600)
                 return call(**kwargs)
+
             return put_item
 
     racing = DynamoDBIdentityStore(TABLE, ddb, clock=lambda: NOW)
@@ -175,7 +181,9 @@ def found(key: str, user_id: str) -> dict[str, Any]:
 def test_unprocessed_keys_are_asked_for_again() -> None:
     client = Scripted(
         {"Responses": {TABLE: [found(EMAIL, "u1")]}, "UnprocessedKeys": {TABLE: {"Keys": [{"pk": {"S": PHONE}}]}}},
-        lambda request: {"Responses": {TABLE: [found(PHONE, "u2")]}} if request[TABLE]["Keys"] == [{"pk": {"S": PHONE}}] else {},
+        lambda request: (
+            {"Responses": {TABLE: [found(PHONE, "u2")]}} if request[TABLE]["Keys"] == [{"pk": {"S": PHONE}}] else {}
+        ),
     )
     store = DynamoDBIdentityStore(TABLE, client, clock=lambda: NOW, sleep=lambda _: None)
     assert store.lookup([EMAIL, PHONE]) == {EMAIL: IdentityMatch("u1"), PHONE: IdentityMatch("u2")}
@@ -192,13 +200,16 @@ def client_error(code: str) -> ClientError:
     return ClientError({"Error": {"Code": code, "Message": code}}, "Operation")
 
 
-@pytest.mark.parametrize("error, expected", [
-    (client_error("ProvisionedThroughputExceededException"), Throttled),
-    (client_error("ThrottlingException"), Throttled),
-    (client_error("InternalServerError"), ServiceUnavailable),
-    (client_error("ResourceNotFoundException"), ServiceUnavailable),
-    (ConnectTimeoutError(endpoint_url="https://dynamodb"), ServiceUnavailable),
-])
+@pytest.mark.parametrize(
+    "error, expected",
+    [
+        (client_error("ProvisionedThroughputExceededException"), Throttled),
+        (client_error("ThrottlingException"), Throttled),
+        (client_error("InternalServerError"), ServiceUnavailable),
+        (client_error("ResourceNotFoundException"), ServiceUnavailable),
+        (ConnectTimeoutError(endpoint_url="https://dynamodb"), ServiceUnavailable),
+    ],
+)
 def test_aws_failures_become_429_or_503(error: Exception, expected: type[Exception]) -> None:
     store = DynamoDBIdentityStore(TABLE, Scripted(error, error), clock=lambda: NOW)
     with pytest.raises(expected):

@@ -9,16 +9,25 @@ from typing import Any
 import boto3
 import pytest
 
+from segment_bridge.ingest.signatures import sign_timestamped
 from segment_bridge.queue_format import QueuedBatch, read_body
-from segment_bridge.signatures import sign_timestamped
 from segment_bridge_tools.lambda_events import LocalLambdaContext, api_gateway_event
 from tests.conftest import SIGNING_SECRET, TENANT, WRITE_KEY, put_tenant, receive_all, tenant_secret
 
 JSON = {"Content-Type": "application/json"}
 
 
-def post(body: bytes | str, *, source: str = "spec", tenant: str = TENANT, headers: dict[str, str] | None = None,
-         sign: bool = True, secret: str = SIGNING_SECRET, timestamp: int | None = None, method: str = "POST") -> tuple[int, dict[str, Any]]:
+def post(
+    body: bytes | str,
+    *,
+    source: str = "spec",
+    tenant: str = TENANT,
+    headers: dict[str, str] | None = None,
+    sign: bool = True,
+    secret: str = SIGNING_SECRET,
+    timestamp: int | None = None,
+    method: str = "POST",
+) -> tuple[int, dict[str, Any]]:
     import ingest_handler
 
     raw = body.encode() if isinstance(body, str) else body
@@ -104,7 +113,9 @@ def test_a_thousand_event_webhook_costs_one_sqs_call(aws: dict[str, str], monkey
         ({"timestamp": int(time.time()) - 301}, 401, "window"),
     ],
 )
-def test_request_errors_have_status_and_json_message(aws: dict[str, str], kwargs: dict, status: int, fragment: str) -> None:
+def test_request_errors_have_status_and_json_message(
+    aws: dict[str, str], kwargs: dict, status: int, fragment: str
+) -> None:
     got, body = post(json.dumps(track()), **kwargs)
     assert got == status
     assert fragment in body["message"]
@@ -133,8 +144,9 @@ def test_oversized_body_is_413(aws: dict[str, str], monkeypatch: pytest.MonkeyPa
 def test_unknown_route_is_json_404(aws: dict[str, str]) -> None:
     import ingest_handler
 
-    response = ingest_handler.lambda_handler(api_gateway_event("GET", "/v1/nothing", b"", {}, path_parameters={}),
-                                             LocalLambdaContext())
+    response = ingest_handler.lambda_handler(
+        api_gateway_event("GET", "/v1/nothing", b"", {}, path_parameters={}), LocalLambdaContext()
+    )
     assert response["statusCode"] == 404 and json.loads(response["body"])["message"]
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import time
+from typing import Any
 
 from segment_bridge.config import Settings
-from segment_bridge.forwarding import Forwarder, QueuedRecord
-from segment_bridge.ratelimit import RateLimiter
-from segment_bridge.segment_client import SendOutcome
+from segment_bridge.forward.batching import Batch
+from segment_bridge.forward.client import PreparedRequest, SendOutcome, Target
+from segment_bridge.forward.forwarder import Forwarder, QueuedRecord
+from segment_bridge.forward.ratelimit import RateLimiter
 from segment_bridge.tenants import SecretsManagerTenants
 from tests.conftest import TENANT, put_tenant, queued_body, tenant_secret
 
@@ -19,12 +20,11 @@ class Recorder:
     def __init__(self) -> None:
         self.seen: list[tuple[str, str]] = []
 
-    def prepare(self, body: bytes) -> bytes:
-        return body
+    def prepare(self, target: Target, batch: Batch[Any], sent_at: str) -> PreparedRequest:
+        return PreparedRequest(target.region, {}, batch.body(sent_at), target.write_key)
 
-    def post_batch(self, region: str, write_key: str, body: bytes, timeout: float | None = None, *,
-                   prepared: bool = False) -> SendOutcome:
-        self.seen.append((region, write_key))
+    def send(self, request: PreparedRequest, timeout: float | None = None) -> SendOutcome:
+        self.seen.append((request.url, request.write_key))
         return SendOutcome(200)
 
 
@@ -41,7 +41,7 @@ def record(n: int) -> QueuedRecord:
 def test_rotated_key_and_moved_region_are_used_after_the_ttl(aws: dict[str, str]) -> None:
     client = Recorder()
     tenants = SecretsManagerTenants("segment-bridge", max_age=TTL_SECONDS)
-    forwarder = Forwarder(Settings(), tenants, client, NoDLQ(), limiter=RateLimiter(1e9))  # type: ignore[arg-type]
+    forwarder = Forwarder(Settings(), tenants, client, NoDLQ(), limiter=RateLimiter(1e9))
     forwarder.forward([record(1)])
     put_tenant(TENANT, tenant_secret(write_key="rotated-write-key-0001", region="eu"))
     forwarder.forward([record(2)])  # cached: Segment answers 200 to any key, so nothing signals the change

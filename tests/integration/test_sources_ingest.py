@@ -7,8 +7,9 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -17,7 +18,7 @@ from segment_bridge.queue_format import read_body
 from segment_bridge_tools.lambda_events import LocalLambdaContext, api_gateway_event
 from segment_bridge_tools.make_events import EVENTS_DIR, build_event
 from segment_bridge_tools.signing import demo_source_settings, sign
-from tests.conftest import SIGNING_SECRET, TENANT, put_tenant, receive_all, tenant_secret
+from tests.conftest import SIGNING_SECRET, TENANT, emitted_metrics, put_tenant, receive_all, tenant_secret
 from tests.sources_support import fixture, sample_body
 
 TOOLS = ["sendgrid", "mailgun", "postmark", "mandrill", "twilio", "stripe"]
@@ -36,13 +37,28 @@ BODIES = {
     "stripe": fixture("stripe-checkout.session.completed.json"),
 }
 #: (accepted, skipped) per sample body, with the tenant's anonymousId policy.
-OUTCOMES = {"sendgrid": (7, 4), "mailgun": (1, 0), "postmark": (1, 0), "mandrill": (5, 9), "twilio": (1, 0),
-            "stripe": (1, 0)}
-SIGNATURE_HEADERS = {"sendgrid": "X-Twilio-Email-Event-Webhook-Signature", "postmark": "Authorization",
-                     "mandrill": "X-Mandrill-Signature", "twilio": "X-Twilio-Signature", "stripe": "Stripe-Signature"}
-WRONG_SETTINGS = {"mailgun": {"signing_key": "other"}, "postmark": {"username": "postmark", "password": "other"},
-                  "mandrill": {"webhook_key": "other"}, "twilio": {"auth_token": "other"},
-                  "stripe": {"endpoint_secret": "whsec_other"}}
+OUTCOMES = {
+    "sendgrid": (7, 4),
+    "mailgun": (1, 0),
+    "postmark": (1, 0),
+    "mandrill": (5, 9),
+    "twilio": (1, 0),
+    "stripe": (1, 0),
+}
+SIGNATURE_HEADERS = {
+    "sendgrid": "X-Twilio-Email-Event-Webhook-Signature",
+    "postmark": "Authorization",
+    "mandrill": "X-Mandrill-Signature",
+    "twilio": "X-Twilio-Signature",
+    "stripe": "Stripe-Signature",
+}
+WRONG_SETTINGS = {
+    "mailgun": {"signing_key": "other"},
+    "postmark": {"username": "postmark", "password": "other"},
+    "mandrill": {"webhook_key": "other"},
+    "twilio": {"auth_token": "other"},
+    "stripe": {"endpoint_secret": "whsec_other"},
+}
 
 
 @pytest.fixture
@@ -63,10 +79,22 @@ def post(source: str, headers: dict[str, str], body: bytes, method: str = "POST"
     return invoke(api_gateway_event(method, f"/v1/webhooks/{source}/{TENANT}", body, headers))
 
 
-def signed(source: str, *, body: bytes | None = None, settings: dict[str, Any] | None = None,
-           now: float | None = None, **kwargs: Any) -> tuple[dict[str, str], bytes]:
-    return sign(source, BODIES[source] if body is None else body, settings or SETTINGS[source],
-                PUBLIC_URL.format(source=source), now, **kwargs)
+def signed(
+    source: str,
+    *,
+    body: bytes | None = None,
+    settings: dict[str, Any] | None = None,
+    now: float | None = None,
+    **kwargs: Any,
+) -> tuple[dict[str, str], bytes]:
+    return sign(
+        source,
+        BODIES[source] if body is None else body,
+        settings or SETTINGS[source],
+        PUBLIC_URL.format(source=source),
+        now,
+        **kwargs,
+    )
 
 
 def assert_unauthorized(source: str, headers: dict[str, str], body: bytes) -> None:
@@ -87,6 +115,24 @@ def test_signed_webhook_is_accepted_and_enqueued(tenant: dict[str, str], source:
     queued = [m for b in batches for m in b.messages]
     assert [m["messageId"] for m in queued] == response["messageIds"]
     assert all(m["context"]["source_event"]["tool"] == source for m in queued)
+
+
+def test_nothing_accepted_is_a_422_that_still_reports_the_skipped_events(
+    aws: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The default identity policy refuses SendGrid's sample events (none carries a userId); the
+    ones without a Spec counterpart are skipped. The 422 says both, and so do the metrics."""
+    put_tenant(TENANT, tenant_secret(sources={"sendgrid": SETTINGS["sendgrid"]}))
+    status, response = post("sendgrid", *signed("sendgrid"))
+    assert status == 422, response
+    assert "no event in the request was accepted" in response["message"]
+    assert response["accepted"] == 0 and response["messageIds"] == []
+    assert len(response["rejected"]) == 7 and all("userId is required" in r["message"] for r in response["rejected"])
+    assert [s["index"] for s in response["skipped"]] == [0, 1, 6, 10]  # processed, deferred, dropped, resubscribe
+    counted = emitted_metrics(capsys.readouterr().out)
+    assert counted["MessagesReceived"] == 11 and counted["MessagesRejected"] == 7 and counted["MessagesSkipped"] == 4
+    assert counted["MessagesAccepted"] == 0
+    assert receive_all(aws["queue_url"]) == []
 
 
 #: How to break each tool's signed material. Postmark's Basic credentials do not cover the body, and
@@ -186,7 +232,8 @@ def test_events_readme_explains_stale_signatures() -> None:
 
 
 def test_mailgun_tokens_are_claimed_in_the_shared_table_across_instances(
-        tenant: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    tenant: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import boto3
 
     from segment_bridge_tools.local_stack import REPLAY_TABLE, create_replay_table

@@ -42,8 +42,15 @@ def test_ingest_may_only_batch_read_the_table(template: dict[str, Any]) -> None:
 def test_the_destination_may_write_the_table_and_nothing_else_of_ours(template: dict[str, Any]) -> None:
     [statement] = dynamodb_statements(template, "DestinationRole")
     assert statement["Resource"] == TABLE_ARN
-    assert set(_actions(statement)) == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
-    assert not [s for r, s in statements(template) if r == "DestinationRole" and any(a.startswith("sqs:") for a in _actions(s))]
+    assert set(_actions(statement)) == {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+    }
+    assert not [
+        s for r, s in statements(template) if r == "DestinationRole" and any(a.startswith("sqs:") for a in _actions(s))
+    ]
 
 
 def test_the_destination_answers_inside_segments_timeout_on_its_route(template: dict[str, Any]) -> None:
@@ -51,6 +58,10 @@ def test_the_destination_answers_inside_segments_timeout_on_its_route(template: 
     assert function["Timeout"] < SEGMENT_DESTINATION_TIMEOUT_SECONDS
     assert function["Role"] == {"Fn::GetAtt": ["DestinationRole", "Arn"]}
     route = function["Events"]["SegmentCall"]["Properties"]
-    assert (route["Path"], route["Method"], route["RestApiId"]) == ("/v1/segment/{tenant}", "POST", {"Ref": "WebhookApi"})
+    assert (route["Path"], route["Method"], route["RestApiId"]) == (
+        "/v1/segment/{tenant}",
+        "POST",
+        {"Ref": "WebhookApi"},
+    )
     assert function["Environment"]["Variables"]["IDENTITY_TABLE_NAME"] == {"Ref": "IdentityTable"}
     assert "SegmentDestinationUrl" in template["Outputs"]

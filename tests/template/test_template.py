@@ -37,8 +37,9 @@ def statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 def test_cfn_lint_is_clean() -> None:
     # The venv's cfn-lint, whatever else is on PATH.
-    result = subprocess.run([sys.executable, "-c", "from cfnlint.runner import main; main()", str(TEMPLATE)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", "from cfnlint.runner import main; main()", str(TEMPLATE)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -51,8 +52,13 @@ def sam_cli() -> str:
 
 def test_sam_validate_lint_is_clean() -> None:
     env = {**os.environ, "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": "us-east-1"}
-    result = subprocess.run([sam_cli(), "validate", "--lint", "--template", str(TEMPLATE)],
-                            capture_output=True, text=True, env=env, cwd=ROOT)
+    result = subprocess.run(
+        [sam_cli(), "validate", "--lint", "--template", str(TEMPLATE)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "is a valid SAM Template" in result.stdout + result.stderr
 
@@ -63,14 +69,20 @@ def test_sam_build_packages_the_layer_and_functions(tmp_path: Path) -> None:
     if not python313 or not (Path(python313) / "bin" / "python3.13").exists():
         pytest.skip("python3.13 not found (sam build needs the runtime's Python on PATH)")
     env = {**os.environ, "SAM_CLI_TELEMETRY": "0", "PATH": f"{python313}/bin:{os.environ['PATH']}"}
-    result = subprocess.run([sam_cli(), "build", "--template", str(TEMPLATE), "--build-dir", str(tmp_path / "build")],
-                            capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    result = subprocess.run(
+        [sam_cli(), "build", "--template", str(TEMPLATE), "--build-dir", str(tmp_path / "build")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     layer = tmp_path / "build" / "SharedLayer" / "python"
-    assert (layer / "segment_bridge" / "ingest.py").exists()
+    assert (layer / "segment_bridge" / "ingest" / "pipeline.py").exists()
     assert (layer / "aws_lambda_powertools").is_dir() and (layer / "pydantic").is_dir()
     assert (tmp_path / "build" / "IngestFunction" / "ingest_handler.py").exists()
-    assert (layer / "segment_bridge" / "data").is_dir()  # package data travels with the code
+    assert (layer / "segment_bridge" / "spec" / "data").is_dir()  # package data travels with the code
     # The binary dependencies are the functions' arm64 / CPython 3.13 builds.
     assert list(layer.glob("pydantic_core/_pydantic_core.cpython-313-aarch64-linux-gnu.so"))
     # Every module ships compiled for python3.13 (a read-only layer cannot cache bytecode), as
@@ -79,7 +91,7 @@ def test_sam_build_packages_the_layer_and_functions(tmp_path: Path) -> None:
     compiled = {p.parent.parent / p.name.split(".")[0] for p in layer.rglob("__pycache__/*.cpython-313.pyc")}
     assert {p.with_suffix("") for p in sources} <= compiled
     assert not [p for p in layer.rglob("__pycache__/*.pyc") if ".cpython-313." not in p.name]
-    flags = (layer / "segment_bridge" / "__pycache__" / "ingest.cpython-313.pyc").read_bytes()[4:8]
+    flags = (layer / "segment_bridge" / "ingest" / "__pycache__" / "pipeline.cpython-313.pyc").read_bytes()[4:8]
     assert int.from_bytes(flags, "little") == 0b01  # hash-based, source not checked
 
 
@@ -93,8 +105,9 @@ def test_roles_are_explicit_so_sam_attaches_no_broad_managed_policies(template: 
         props = function["Properties"]
         assert "Role" in props, f"{name} must use an explicit least-privilege role"
         assert "Policies" not in props
-        assert not any(e["Type"] == "SQS" for e in (props.get("Events") or {}).values()), \
+        assert not any(e["Type"] == "SQS" for e in (props.get("Events") or {}).values()), (
             "SAM SQS events attach AWSLambdaSQSQueueExecutionRole (Resource *)"
+        )
     for role in resources(template, "AWS::IAM::Role").values():
         assert not role["Properties"].get("ManagedPolicyArns")
 
@@ -110,9 +123,13 @@ def test_secret_access_is_limited_to_the_tenant_prefix(template: dict[str, Any])
 def test_queue_permissions_name_the_one_queue(template: dict[str, Any]) -> None:
     for role, statement in statements(template):
         if any(a.startswith("sqs:") for a in _actions(statement)):
-            assert str(statement["Resource"]) in (str({"Fn::GetAtt": ["EventQueue", "Arn"]}),
-                                                  str({"Fn::GetAtt": ["DeadLetterQueue", "Arn"]})), role
-    ingest = [s for r, s in statements(template) if r == "IngestRole" and any(a.startswith("sqs:") for a in _actions(s))]
+            assert str(statement["Resource"]) in (
+                str({"Fn::GetAtt": ["EventQueue", "Arn"]}),
+                str({"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}),
+            ), role
+    ingest = [
+        s for r, s in statements(template) if r == "IngestRole" and any(a.startswith("sqs:") for a in _actions(s))
+    ]
     assert [_actions(s) for s in ingest] == [["sqs:SendMessage"]]
 
 
@@ -134,8 +151,12 @@ def test_visibility_timeout_covers_six_forwarder_timeouts_plus_window(template: 
 
 def test_queues_are_encrypted_and_dead_lettered(template: dict[str, Any]) -> None:
     queues = resources(template, "AWS::SQS::Queue")
-    assert all(q["Properties"].get("SqsManagedSseEnabled") or q["Properties"].get("KmsMasterKeyId") for q in queues.values())
-    assert queues["EventQueue"]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    assert all(
+        q["Properties"].get("SqsManagedSseEnabled") or q["Properties"].get("KmsMasterKeyId") for q in queues.values()
+    )
+    assert queues["EventQueue"]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["DeadLetterQueue", "Arn"]
+    }
 
 
 def test_max_receive_count_reaches_both_the_queue_and_the_forwarder(template: dict[str, Any]) -> None:
@@ -173,8 +194,9 @@ def _actions(statement: dict[str, Any]) -> list[str]:
 
 
 # -- hardening (issue 7): least privilege, exactly; limits; encryption; checkov ------------------------
-SECRETS_UNDER_PREFIX = {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:"
-                                   "secret:${SecretsPrefix}/tenants/*"}
+SECRETS_UNDER_PREFIX = {
+    "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretsPrefix}/tenants/*"
+}
 
 
 def _arn(resource: str) -> dict[str, Any]:
@@ -204,8 +226,10 @@ LEAST_PRIVILEGE: dict[str, set[tuple[frozenset[str], str]]] = {
     },
     "DestinationRole": {
         (frozenset({"logs:CreateLogStream", "logs:PutLogEvents"}), str(_logs("DestinationLogGroup"))),
-        (frozenset({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}),
-         str(_arn("IdentityTable"))),
+        (
+            frozenset({"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}),
+            str(_arn("IdentityTable")),
+        ),
         (frozenset({"secretsmanager:GetSecretValue"}), str(SECRETS_UNDER_PREFIX)),
     },
 }
@@ -225,13 +249,23 @@ def test_every_role_has_exactly_the_reviewed_least_privilege_policy(template: di
 def test_roles_can_only_be_assumed_by_lambda(template: dict[str, Any]) -> None:
     for name, role in resources(template, "AWS::IAM::Role").items():
         [trust] = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
-        assert trust == {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}, name
+        assert trust == {
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }, name
 
 
 def test_each_function_uses_its_own_role(template: dict[str, Any]) -> None:
-    roles = {name: function["Properties"]["Role"] for name, function in resources(template, "AWS::Serverless::Function").items()}
-    assert roles == {"IngestFunction": _arn("IngestRole"), "ForwardFunction": _arn("ForwardRole"),
-                     "DestinationFunction": _arn("DestinationRole")}
+    roles = {
+        name: function["Properties"]["Role"]
+        for name, function in resources(template, "AWS::Serverless::Function").items()
+    }
+    assert roles == {
+        "IngestFunction": _arn("IngestRole"),
+        "ForwardFunction": _arn("ForwardRole"),
+        "DestinationFunction": _arn("DestinationRole"),
+    }
 
 
 def test_payload_limits_stay_inside_what_lambda_and_api_gateway_allow(template: dict[str, Any]) -> None:
@@ -240,8 +274,9 @@ def test_payload_limits_stay_inside_what_lambda_and_api_gateway_allow(template: 
     parameter = template["Parameters"]["MaxBodyBytes"]
     assert parameter["MaxValue"] * 4 / 3 < 6 * 1000 * 1000
     assert Settings().max_body_bytes == parameter["Default"] <= parameter["MaxValue"]
-    assert template["Resources"]["IngestFunction"]["Properties"]["Environment"]["Variables"]["MAX_BODY_BYTES"] == \
-        {"Ref": "MaxBodyBytes"}
+    assert template["Resources"]["IngestFunction"]["Properties"]["Environment"]["Variables"]["MAX_BODY_BYTES"] == {
+        "Ref": "MaxBodyBytes"
+    }
 
 
 def test_every_api_method_is_throttled_and_access_logged(template: dict[str, Any]) -> None:
@@ -262,7 +297,9 @@ def test_every_api_method_is_throttled_and_access_logged(template: dict[str, Any
 
 def test_data_at_rest_is_encrypted(template: dict[str, Any]) -> None:
     for name, queue in resources(template, "AWS::SQS::Queue").items():
-        assert queue["Properties"].get("SqsManagedSseEnabled") is True or queue["Properties"].get("KmsMasterKeyId"), name
+        assert queue["Properties"].get("SqsManagedSseEnabled") is True or queue["Properties"].get("KmsMasterKeyId"), (
+            name
+        )
     for name, table in resources(template, "AWS::DynamoDB::Table").items():
         assert table["Properties"]["SSESpecification"]["SSEEnabled"] is True, name
     # Tenant secrets are created by `segment-bridge tenants put`, not by the template: Secrets Manager
@@ -277,7 +314,7 @@ def test_data_at_rest_is_encrypted(template: dict[str, Any]) -> None:
 CHECKOV_ACCEPTED = {
     "CKV_AWS_27": "SQS queues use SSE-SQS (SqsManagedSseEnabled); checkov only recognizes KMS keys",
     "CKV_AWS_115": "concurrency is bounded by API Gateway throttling and the event source's MaximumConcurrency; "
-                   "reserved concurrency would fail deploys in accounts with a low concurrency quota",
+    "reserved concurrency would fail deploys in accounts with a low concurrency quota",
     "CKV_AWS_116": "no asynchronous invocations: API Gateway calls synchronously, SQS failures go to the queue's DLQ",
     "CKV_AWS_117": "no private resources to reach; a VPC would add NAT cost for the calls to Segment",
     "CKV_AWS_119": "DynamoDB tables are encrypted with the AWS managed key; a customer key is an operator's choice",
@@ -299,13 +336,20 @@ def checkov_cli() -> str:
 def test_checkov_finds_nothing_beyond_the_accepted_findings() -> None:
     import json
 
-    result = subprocess.run([checkov_cli(), "-f", str(TEMPLATE), "--framework", "cloudformation", "--quiet",
-                             "-o", "json"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    result = subprocess.run(
+        [checkov_cli(), "-f", str(TEMPLATE), "--framework", "cloudformation", "--quiet", "-o", "json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     report = json.loads(result.stdout)
     report = report[0] if isinstance(report, list) else report
     failed = {check["check_id"] for check in report.get("results", {}).get("failed_checks", [])}
     assert failed - set(CHECKOV_ACCEPTED) == set(), [
-        (c["check_id"], c["check_name"], c["resource"]) for c in report["results"]["failed_checks"]
-        if c["check_id"] not in CHECKOV_ACCEPTED]
+        (c["check_id"], c["check_name"], c["resource"])
+        for c in report["results"]["failed_checks"]
+        if c["check_id"] not in CHECKOV_ACCEPTED
+    ]
     stale = set(CHECKOV_ACCEPTED) - failed
     assert not stale, f"no longer reported, remove from CHECKOV_ACCEPTED and docs/security.md: {stale}"

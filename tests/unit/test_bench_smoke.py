@@ -1,5 +1,6 @@
 """The benchmarks must keep running: their building blocks at tiny N (fast), and `python -m bench`
-end to end at a tiny size (marked slow: ~30 s, it starts moto, the sink and worker processes)."""
+end to end, every section, at its smallest size (marked slow: it starts moto, the sink and worker
+processes). A benchmark that no longer matches the code fails here, not in the next `make bench`."""
 
 from __future__ import annotations
 
@@ -13,8 +14,16 @@ import pytest
 
 from bench import report, scale
 from bench.common import Section
-from bench.messages import (FORWARD_BATCH_SIZE, INVOKE_PAYLOAD_BYTES, SIZE_MAX, SIZE_MIN, analytics_calls, invocations,
-                            spec_messages, sqs_records)
+from bench.messages import (
+    FORWARD_BATCH_SIZE,
+    INVOKE_PAYLOAD_BYTES,
+    SIZE_MAX,
+    SIZE_MIN,
+    analytics_calls,
+    invocations,
+    spec_messages,
+    sqs_records,
+)
 from bench.sink_process import CountingSink
 from segment_bridge.queue_format import FORMAT_VERSION, read_body
 
@@ -39,7 +48,9 @@ def test_messages_are_deterministic_realistic_and_packed_like_ingest() -> None:
     assert FORWARD_BATCH_SIZE == 1000
     calls = analytics_calls(messages[:10])
     assert {method for _, method, _ in calls} <= {"track", "identify"}
-    assert all(kwargs["message_id"] == m.message["messageId"] for (_, _, kwargs), m in zip(calls, messages))
+    assert all(
+        kwargs["message_id"] == m.message["messageId"] for (_, _, kwargs), m in zip(calls, messages[:10], strict=True)
+    )
 
 
 def test_counting_sink_judges_like_segment_and_counts_unique_ids() -> None:
@@ -50,8 +61,10 @@ def test_counting_sink_judges_like_segment_and_counts_unique_ids() -> None:
         batch = [json.loads(m.json) for m in spec_messages(5)]
         body = json.dumps({"batch": batch + batch[:1]}).encode()
         auth = "Basic " + base64.b64encode(b"wk:").decode()
-        for headers in ({"Content-Type": "application/json", "Authorization": auth},
-                        {"Content-Type": "application/json"}):  # the second has no key at all: 401
+        for headers in (
+            {"Content-Type": "application/json", "Authorization": auth},
+            {"Content-Type": "application/json"},
+        ):  # the second has no key at all: 401
             request = urllib.request.Request(sink.batch_url, data=body, headers=headers, method="POST")
             try:
                 urllib.request.urlopen(request, timeout=10).read()
@@ -67,16 +80,32 @@ def test_counting_sink_judges_like_segment_and_counts_unique_ids() -> None:
 
 
 def test_report_and_scale_arithmetic_render() -> None:
-    forward = Section("forward", data={
-        "messages_per_request": 400.0, "fill_percent": 82.0, "mean_message_bytes": 1030.0, "cpu_per_1000": 0.06,
-        "memory": {"peak_mb": 97.0, "rss_before_mb": 90.0}})
+    forward = Section(
+        "forward",
+        data={
+            "messages_per_request": 400.0,
+            "fill_percent": 82.0,
+            "mean_message_bytes": 1030.0,
+            "cpu_per_1000": 0.06,
+            "memory": {"peak_mb": 97.0, "rss_before_mb": 90.0},
+        },
+    )
     ingest = Section("ingest", data={"per_core_moto": 5000.0})
     section = scale.run(forward, ingest)
     assert section.data["max_rate"] == scale.paced_cap() * 400 and scale.paced_cap() <= 50
     forward.add("a figure", "1", "<= 3", True)
     forward.add("another", "9", ">= 3x", False)
-    meta = {"command": "make bench", "date": "today", "elapsed": "1 s", "nproc": "2", "cpu": "cpu",
-            "platform": "linux", "python": "3.11", "load": "0", "load_end": "0"}
+    meta = {
+        "command": "make bench",
+        "date": "today",
+        "elapsed": "1 s",
+        "nproc": "2",
+        "cpu": "cpu",
+        "platform": "linux",
+        "python": "3.11",
+        "load": "0",
+        "load_end": "0",
+    }
     text = report.console([forward, section], meta)
     assert "pass" in text and "SHORT" in text and "targets: 1 pass, 1 short" in text
     markdown = report.markdown([forward, section], meta)
@@ -85,13 +114,24 @@ def test_report_and_scale_arithmetic_render() -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_python_m_bench_runs_end_to_end_at_tiny_size() -> None:
+def test_python_m_bench_runs_every_section_end_to_end_at_tiny_size() -> None:
+    from bench.__main__ import SECTIONS
+
     completed = subprocess.run(
-        [sys.executable, "-m", "bench", "--smoke", "--only", "forward,ingest,coldstart", "--no-write"],
-        cwd=ROOT, capture_output=True, text=True, timeout=280)
+        [sys.executable, "-m", "bench", "--smoke", "--no-write"], cwd=ROOT, capture_output=True, text=True, timeout=280
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
     out = completed.stdout
-    for heading in ("1. Forwarding 300 Spec messages", "2. Ingest cost", "3. Cold start", "4. Scale arithmetic"):
+    assert SECTIONS == ("forward", "ingest", "coldstart", "chaos", "conformance")  # a new one needs its heading here
+    for heading in (
+        "1. Forwarding 300 Spec messages",
+        "2. Ingest cost",
+        "3. Cold start",
+        "4. Scale arithmetic",
+        "5. Delivery under faults: 2,000 messages",
+        "6. Spec conformance cost",
+    ):
         assert heading in out, out
+    assert "FAILED" not in out and "Traceback" not in completed.stderr, completed.stderr[-3000:]
     assert "300 / 300 / 300 of 300" in out  # every message delivered by every contender
     assert "targets:" in out

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from segment_bridge.catalog import CATALOG, load_catalog
-from segment_bridge.conformance import Finding, apply_repairs, check_message
-from segment_bridge.naming import is_proper_case, is_snake_case
+from segment_bridge.conformance.checks import Finding, apply_repairs, check_message
+from segment_bridge.spec.catalog import CATALOG, load_catalog
+from segment_bridge.spec.naming import is_proper_case, is_snake_case
 
 Message = dict[str, Any]
 
@@ -39,8 +39,16 @@ def repaired(message: Message) -> tuple[Message, dict[str, Any]]:
 
 def test_catalog_has_every_category_of_the_reference_with_its_event_count() -> None:
     counts = {c.name: len(c.events) for c in CATALOG.categories}
-    assert counts == {"Email": 6, "Ecommerce v2": 28, "Mobile lifecycle": 7, "Mobile campaign": 6, "Video": 17,
-                      "Live Chat": 4, "B2B SaaS": 10, "A/B testing": 1}
+    assert counts == {
+        "Email": 6,
+        "Ecommerce v2": 28,
+        "Mobile lifecycle": 7,
+        "Mobile campaign": 6,
+        "Video": 17,
+        "Live Chat": 4,
+        "B2B SaaS": 10,
+        "A/B testing": 1,
+    }
 
 
 def test_catalog_names_and_keys_follow_the_conventions_they_enforce() -> None:
@@ -61,9 +69,26 @@ def test_catalog_key_properties_have_their_documented_types() -> None:
 
 
 def test_catalog_refuses_indistinguishable_keys_and_unknown_types() -> None:
-    raw = json.loads(json.dumps({"shapes": {}, "categories": [], "required_fields": {}, "reserved": {
-        name: {} for name in ("track_properties", "page_properties", "screen_properties", "identify_traits",
-                              "group_traits", "context")}}))
+    raw = json.loads(
+        json.dumps(
+            {
+                "shapes": {},
+                "categories": [],
+                "required_fields": {},
+                "reserved": {
+                    name: {}
+                    for name in (
+                        "track_properties",
+                        "page_properties",
+                        "screen_properties",
+                        "identify_traits",
+                        "group_traits",
+                        "context",
+                    )
+                },
+            }
+        )
+    )
     load_catalog(raw)
     raw["reserved"]["context"] = {"userAgent": "string", "user_agent": "string"}
     with pytest.raises(ValueError, match="indistinguishable"):
@@ -77,31 +102,44 @@ def test_catalog_refuses_indistinguishable_keys_and_unknown_types() -> None:
 
 
 def test_a_conforming_semantic_event_has_no_findings() -> None:
-    message = track("Order Completed", order_id="o1", total=27.5, revenue=25, currency="USD", coupon=None,
-                    products=[{"product_id": "p1", "price": 19.0, "quantity": 1.0}])
+    message = track(
+        "Order Completed",
+        order_id="o1",
+        total=27.5,
+        revenue=25,
+        currency="USD",
+        coupon=None,
+        products=[{"product_id": "p1", "price": 19.0, "quantity": 1.0}],
+    )
     assert check_message(message) == []
 
 
-@pytest.mark.parametrize("properties, path, fixed_value", [
-    ({"total": "12.50"}, "properties.total", 12.5),
-    ({"total": "12"}, "properties.total", 12),
-    ({"order_id": 50314}, "properties.order_id", "50314"),
-    ({"products": [{"quantity": "2"}]}, "properties.products[0].quantity", 2),
-    ({"products": [{"price": "3.5"}]}, "properties.products[0].price", 3.5),
-])
+@pytest.mark.parametrize(
+    "properties, path, fixed_value",
+    [
+        ({"total": "12.50"}, "properties.total", 12.5),
+        ({"total": "12"}, "properties.total", 12),
+        ({"order_id": 50314}, "properties.order_id", "50314"),
+        ({"products": [{"quantity": "2"}]}, "properties.products[0].quantity", 2),
+        ({"products": [{"price": "3.5"}]}, "properties.products[0].price", 3.5),
+    ],
+)
 def test_lossless_type_conversions_are_offered_as_repairs(properties: Message, path: str, fixed_value: Any) -> None:
     finding = only(track("Order Completed", **properties))
     assert (finding.code, finding.severity, finding.path) == ("spec.property_type", "error", path)
     assert finding.repair.value == fixed_value
 
 
-@pytest.mark.parametrize("properties, path", [
-    ({"total": "$12.50"}, "properties.total"),
-    ({"total": True}, "properties.total"),
-    ({"products": "p1,p2"}, "properties.products"),
-    ({"products": [{"quantity": 2.5}]}, "properties.products[0].quantity"),
-    ({"products": ["p1"]}, "properties.products[0]"),
-])
+@pytest.mark.parametrize(
+    "properties, path",
+    [
+        ({"total": "$12.50"}, "properties.total"),
+        ({"total": True}, "properties.total"),
+        ({"products": "p1,p2"}, "properties.products"),
+        ({"products": [{"quantity": 2.5}]}, "properties.products[0].quantity"),
+        ({"products": ["p1"]}, "properties.products[0]"),
+    ],
+)
 def test_type_errors_without_a_safe_conversion_have_no_repair(properties: Message, path: str) -> None:
     finding = only(track("Order Completed", **properties))
     assert (finding.code, finding.path, finding.repair) == ("spec.property_type", path, None)
@@ -109,21 +147,31 @@ def test_type_errors_without_a_safe_conversion_have_no_repair(properties: Messag
 
 
 def test_findings_use_the_spec_event_schema_of_a_near_miss_name() -> None:
-    assert codes(track("Purchase", total="abc")) == [("spec.event_name", "event"), ("spec.property_type", "properties.total")]
+    assert codes(track("Purchase", total="abc")) == [
+        ("spec.event_name", "event"),
+        ("spec.property_type", "properties.total"),
+    ]
 
 
 def test_reserved_track_properties_are_checked_on_custom_events_but_value_is_not() -> None:
-    assert codes(track("Report Exported", revenue="n/a", value="dark")) == [("spec.property_type", "properties.revenue")]
+    assert codes(track("Report Exported", revenue="n/a", value="dark")) == [
+        ("spec.property_type", "properties.revenue")
+    ]
 
 
 def test_other_forms_of_a_documented_property_are_spec_errors_renamed_in_place() -> None:
     message = track("Order Completed", orderId="o1", Total="12.5", plan_name="pro")
-    assert codes(message) == [("spec.property_name", "properties.orderId"), ("spec.property_name", "properties.Total"),
-                              ("spec.property_type", "properties.Total")]
+    assert codes(message) == [
+        ("spec.property_name", "properties.orderId"),
+        ("spec.property_name", "properties.Total"),
+        ("spec.property_type", "properties.Total"),
+    ]
     fixed, record = repaired(message)
     assert list(fixed["properties"].items()) == [("order_id", "o1"), ("total", 12.5), ("plan_name", "pro")]
-    assert record == {"original_keys": {"properties.order_id": "orderId", "properties.total": "Total"},
-                      "original_values": {"properties.total": "12.5"}}
+    assert record == {
+        "original_keys": {"properties.order_id": "orderId", "properties.total": "Total"},
+        "original_values": {"properties.total": "12.5"},
+    }
 
 
 def test_both_forms_present_is_reported_without_a_repair() -> None:
@@ -133,8 +181,10 @@ def test_both_forms_present_is_reported_without_a_repair() -> None:
 
 def test_custom_property_keys_should_be_snake_case() -> None:
     message = track("Report Exported", reportType="pdf", page_count=2, **{"Export Format": "a4"})
-    assert codes(message) == [("style.property_name", "properties.reportType"),
-                              ("style.property_name", "properties.Export Format")]
+    assert codes(message) == [
+        ("style.property_name", "properties.reportType"),
+        ("style.property_name", "properties.Export Format"),
+    ]
     fixed, _ = repaired(message)
     assert list(fixed["properties"]) == ["report_type", "page_count", "export_format"]
 
@@ -153,13 +203,27 @@ def test_custom_event_names_that_are_not_proper_case_get_a_style_repair() -> Non
 
 
 def test_reserved_traits_in_another_form_are_style_and_types_are_spec() -> None:
-    message = {"type": "identify", "userId": "u1", "traits": {
-        "first_name": "Ada", "Email": "ada@example.com", "age": "36", "createdAt": 1700000000,
-        "address": {"postal_code": "N1"}, "company": {"employee_count": "12"}, "favorite_color": "green"}}
+    message = {
+        "type": "identify",
+        "userId": "u1",
+        "traits": {
+            "first_name": "Ada",
+            "Email": "ada@example.com",
+            "age": "36",
+            "createdAt": 1700000000,
+            "address": {"postal_code": "N1"},
+            "company": {"employee_count": "12"},
+            "favorite_color": "green",
+        },
+    }
     assert codes(message) == [
-        ("style.trait_name", "traits.first_name"), ("style.trait_name", "traits.Email"),
-        ("spec.property_type", "traits.age"), ("spec.property_type", "traits.createdAt"),
-        ("style.trait_name", "traits.address.postal_code"), ("spec.property_type", "traits.company.employee_count")]
+        ("style.trait_name", "traits.first_name"),
+        ("style.trait_name", "traits.Email"),
+        ("spec.property_type", "traits.age"),
+        ("spec.property_type", "traits.createdAt"),
+        ("style.trait_name", "traits.address.postal_code"),
+        ("spec.property_type", "traits.company.employee_count"),
+    ]
 
 
 def test_group_traits_allow_employees_as_number_or_string() -> None:
@@ -169,11 +233,20 @@ def test_group_traits_allow_employees_as_number_or_string() -> None:
 
 def test_context_fields_in_another_form_are_spec_errors() -> None:
     message = track("Report Exported")
-    message["context"] = {"user_agent": "Mozilla", "IP": "203.0.113.7", "device": {"advertising_id": "a"},
-                          "traits": {"first_name": "Ada"}, "locale": "en-US", "my_tool_id": "t-1"}
-    assert codes(message) == [("spec.property_name", "context.user_agent"), ("spec.property_name", "context.IP"),
-                              ("spec.property_name", "context.device.advertising_id"),
-                              ("style.trait_name", "context.traits.first_name")]
+    message["context"] = {
+        "user_agent": "Mozilla",
+        "IP": "203.0.113.7",
+        "device": {"advertising_id": "a"},
+        "traits": {"first_name": "Ada"},
+        "locale": "en-US",
+        "my_tool_id": "t-1",
+    }
+    assert codes(message) == [
+        ("spec.property_name", "context.user_agent"),
+        ("spec.property_name", "context.IP"),
+        ("spec.property_name", "context.device.advertising_id"),
+        ("style.trait_name", "context.traits.first_name"),
+    ]
 
 
 def test_page_properties_are_checked_and_custom_ones_should_be_snake_case() -> None:

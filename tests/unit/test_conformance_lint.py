@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from segment_bridge.conformance import check_message
-from segment_bridge.lint import lint_message
-from segment_bridge.sources import SOURCES
+from segment_bridge.conformance.checks import check_message
+from segment_bridge.conformance.lint import lint_message
+from segment_bridge.ingest.sources import SOURCES
 from segment_bridge_tools.cli import main
 from tests.conftest import FIXTURES
 from tests.sources_support import run, sample_body
@@ -20,8 +20,13 @@ INTEGRATION = {"name": "acme-tool", "version": "1.0.0"}
 
 
 def final(**overrides: Any) -> dict[str, Any]:
-    message = {"type": "track", "userId": "u1", "event": "Order Completed", "properties": {"total": 9.5},
-               "context": {"integration": INTEGRATION}}
+    message = {
+        "type": "track",
+        "userId": "u1",
+        "event": "Order Completed",
+        "properties": {"total": 9.5},
+        "context": {"integration": INTEGRATION},
+    }
     message.update(overrides)
     return message
 
@@ -37,21 +42,24 @@ def test_a_final_conforming_message_is_clean() -> None:
     assert lint_message(final()) == []
 
 
-@pytest.mark.parametrize("message, expected", [
-    ("text", [("spec.invalid", "error")]),
-    ({"event": "Order Completed", "context": {"integration": INTEGRATION}}, [("spec.required", "error")]),
-    (final(event=None), [("spec.required", "error")]),
-    (final(type="group"), [("spec.required", "error")]),
-    (final(type="alias", userId=None, previousId="p"), [("spec.required", "error")]),
-    (final(userId=None), [("spec.required", "error")]),
-    (final(userId=None, anonymousId="a"), [("partner.user_id", "error")]),
-    (final(context={}), [("partner.integration", "error")]),
-    (final(context={"integration": {"name": "Acme Tool", "version": "1.0.0"}}), [("partner.integration", "error")]),
-    (final(context={"integration": {"name": "acme-tool", "version": "one"}}), [("partner.integration", "error")]),
-    (final(writeKey="wk"), [("partner.write_key", "error")]),
-    (final(timestamp="yesterday"), [("spec.invalid", "error")]),
-    (final(event="Purchase"), [("spec.event_name", "error")]),
-])
+@pytest.mark.parametrize(
+    "message, expected",
+    [
+        ("text", [("spec.invalid", "error")]),
+        ({"event": "Order Completed", "context": {"integration": INTEGRATION}}, [("spec.required", "error")]),
+        (final(event=None), [("spec.required", "error")]),
+        (final(type="group"), [("spec.required", "error")]),
+        (final(type="alias", userId=None, previousId="p"), [("spec.required", "error")]),
+        (final(userId=None), [("spec.required", "error")]),
+        (final(userId=None, anonymousId="a"), [("partner.user_id", "error")]),
+        (final(context={}), [("partner.integration", "error")]),
+        (final(context={"integration": {"name": "Acme Tool", "version": "1.0.0"}}), [("partner.integration", "error")]),
+        (final(context={"integration": {"name": "acme-tool", "version": "one"}}), [("partner.integration", "error")]),
+        (final(writeKey="wk"), [("partner.write_key", "error")]),
+        (final(timestamp="yesterday"), [("spec.invalid", "error")]),
+        (final(event="Purchase"), [("spec.event_name", "error")]),
+    ],
+)
 def test_lint_findings(message: Any, expected: list[tuple[str, str]]) -> None:
     assert codes(message) == expected
 
@@ -97,10 +105,15 @@ def invoke(*args: str, input: str | bytes | None = None) -> Any:
     return CliRunner().invoke(main, list(args), input=input)
 
 
-@pytest.mark.parametrize("content", [
-    json.dumps(final()), json.dumps([final(), final()]), json.dumps({"batch": [final()]}),
-    json.dumps(final()) + "\n\n" + json.dumps(final()) + "\n",
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        json.dumps(final()),
+        json.dumps([final(), final()]),
+        json.dumps({"batch": [final()]}),
+        json.dumps(final()) + "\n\n" + json.dumps(final()) + "\n",
+    ],
+)
 def test_lint_reads_objects_arrays_batches_and_json_lines(content: str) -> None:
     result = invoke("lint", "-", input=content)
     assert result.exit_code == 0, result.output
@@ -127,13 +140,22 @@ def test_lint_warnings_pass_unless_strict() -> None:
 def test_lint_json_output_is_one_object_per_finding() -> None:
     result = invoke("lint", "--json", "-", input=json.dumps([final(event="Purchase"), final(writeKey="x")]))
     lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [(x["location"], x["code"]) for x in lines] == [("<stdin>#0", "spec.event_name"), ("<stdin>#1", "partner.write_key")]
+    assert [(x["location"], x["code"]) for x in lines] == [
+        ("<stdin>#0", "spec.event_name"),
+        ("<stdin>#1", "partner.write_key"),
+    ]
     assert result.exit_code == 1
 
 
 def test_lint_source_checks_what_the_bridge_would_send() -> None:
-    body = json.dumps({"batch": [{"type": "track", "userId": "u1", "event": "Purchase"},
-                                 {"type": "track", "event": "Order Completed"}]})
+    body = json.dumps(
+        {
+            "batch": [
+                {"type": "track", "userId": "u1", "event": "Purchase"},
+                {"type": "track", "event": "Order Completed"},
+            ]
+        }
+    )
     result = invoke("lint", "--source", "spec", "-", input=body)
     assert result.exit_code == 1
     assert "error spec.event_name event" in result.stdout

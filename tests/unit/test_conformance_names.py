@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segment_bridge.catalog import CATALOG
-from segment_bridge.conformance import check_message
-from segment_bridge.naming import (
+from segment_bridge.conformance.checks import check_message
+from segment_bridge.spec.catalog import CATALOG
+from segment_bridge.spec.event_names import match_event_name, word_budget
+from segment_bridge.spec.naming import (
     comparison_key,
     is_proper_case,
     is_snake_case,
@@ -19,7 +20,6 @@ from segment_bridge.naming import (
     to_proper_case,
     to_snake_case,
 )
-from segment_bridge.spec_names import match_event_name, word_budget
 
 CANONICAL = sorted(CATALOG.events)
 SYNONYMS = sorted((synonym, event.name) for event in CATALOG.events.values() for synonym in event.synonyms)
@@ -64,9 +64,9 @@ def typo_variants(name: str) -> dict[str, str]:
         return " ".join(new if i == longest else w for i, w in enumerate(words))
 
     return {
-        "dropped letter": with_word(word[:middle] + word[middle + 1:]),
+        "dropped letter": with_word(word[:middle] + word[middle + 1 :]),
         "doubled letter": with_word(word[:middle] + word[middle] + word[middle:]),
-        "swapped letters": with_word(word[:middle] + word[middle + 1] + word[middle] + word[middle + 2:]),
+        "swapped letters": with_word(word[:middle] + word[middle + 1] + word[middle] + word[middle + 2 :]),
     }
 
 
@@ -111,21 +111,48 @@ def test_every_synonym_and_its_variants_map_to_the_spec_event(synonym: str, cano
         assert match is not None and (match.canonical, match.how) == (canonical, "synonym"), variant
 
 
-@pytest.mark.parametrize("name, canonical", [
-    ("Purchase", "Order Completed"), ("Purchased", "Order Completed"), ("Checkout Complete", "Order Completed"),
-    ("install", "Application Installed"), ("app opened", "Application Opened"), ("Email Open", "Email Opened"),
-    ("Unsubscribe", "Unsubscribed"), ("Email Unsubscribed", "Unsubscribed"), ("add_to_cart", "Product Added"),
-    ("Order Canceled", "Order Cancelled"), ("Purchse", "Order Completed"), ("ordercomplted", "Order Completed"),
-    ("Aplication Installed", "Application Installed"), ("Prodcut Viewed", "Product Viewed"),
-])
+@pytest.mark.parametrize(
+    "name, canonical",
+    [
+        ("Purchase", "Order Completed"),
+        ("Purchased", "Order Completed"),
+        ("Checkout Complete", "Order Completed"),
+        ("install", "Application Installed"),
+        ("app opened", "Application Opened"),
+        ("Email Open", "Email Opened"),
+        ("Unsubscribe", "Unsubscribed"),
+        ("Email Unsubscribed", "Unsubscribed"),
+        ("add_to_cart", "Product Added"),
+        ("Order Canceled", "Order Cancelled"),
+        ("Purchse", "Order Completed"),
+        ("ordercomplted", "Order Completed"),
+        ("Aplication Installed", "Application Installed"),
+        ("Prodcut Viewed", "Product Viewed"),
+    ],
+)
 def test_the_issue_examples(name: str, canonical: str) -> None:
     assert match_event_name(name).canonical == canonical
 
 
-@pytest.mark.parametrize("name", [
-    "Chart Viewed", "Card Viewed", "Project Added", "Trail Started", "Invoice Sent", "Order Shipped", "Buy Now Clicked",
-    "Logic", "Sign In Failed", "Email Sent", "Order Uploaded", "Coupon Renewed", "Cart Abandoned", "Video Uploaded",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Chart Viewed",
+        "Card Viewed",
+        "Project Added",
+        "Trail Started",
+        "Invoice Sent",
+        "Order Shipped",
+        "Buy Now Clicked",
+        "Logic",
+        "Sign In Failed",
+        "Email Sent",
+        "Order Uploaded",
+        "Coupon Renewed",
+        "Cart Abandoned",
+        "Video Uploaded",
+    ],
+)
 def test_look_alike_custom_names_are_not_spec_events(name: str) -> None:
     assert match_event_name(name) is None
 
@@ -151,15 +178,79 @@ CATALOG_WORDS = {w.lower() for name in CATALOG.events for w in split_words(name)
     w.lower() for event in CATALOG.events.values() for synonym in event.synonyms for w in split_words(synonym)
 }
 #: Ordinary product vocabulary with every word of the catalog (names and synonyms) taken out.
-WORDS = sorted({
-    "Report", "Exported", "Dashboard", "Widget", "Folder", "Renamed", "Archived", "Comment", "Posted", "Ticket",
-    "Resolved", "Workspace", "Switched", "Invoice", "Paid", "Budget", "Exceeded", "Lesson", "Quiz", "Badge",
-    "Earned", "Playlist", "Song", "Skipped", "Recipe", "Saved", "Meeting", "Joined", "Transcript", "Generated",
-    "Alert", "Acknowledged", "Pipeline", "Triggered", "Deployment", "Succeeded", "Webhook", "Retried", "Survey",
-    "Answered", "Filter", "Cleared", "Theme", "Changed", "Backup", "Restored", "Tag", "Assigned", "Label",
-    "Printed", "Photo", "Cropped", "Goal", "Reached", "Workout", "Logged", "Document", "Signed", "Team",
-    "Member", "Promoted", "Schedule", "Published", "Draft", "Discarded", "Quota", "Warning", "Shown",
-} - {w.title() for w in CATALOG_WORDS})
+WORDS = sorted(
+    {
+        "Report",
+        "Exported",
+        "Dashboard",
+        "Widget",
+        "Folder",
+        "Renamed",
+        "Archived",
+        "Comment",
+        "Posted",
+        "Ticket",
+        "Resolved",
+        "Workspace",
+        "Switched",
+        "Invoice",
+        "Paid",
+        "Budget",
+        "Exceeded",
+        "Lesson",
+        "Quiz",
+        "Badge",
+        "Earned",
+        "Playlist",
+        "Song",
+        "Skipped",
+        "Recipe",
+        "Saved",
+        "Meeting",
+        "Joined",
+        "Transcript",
+        "Generated",
+        "Alert",
+        "Acknowledged",
+        "Pipeline",
+        "Triggered",
+        "Deployment",
+        "Succeeded",
+        "Webhook",
+        "Retried",
+        "Survey",
+        "Answered",
+        "Filter",
+        "Cleared",
+        "Theme",
+        "Changed",
+        "Backup",
+        "Restored",
+        "Tag",
+        "Assigned",
+        "Label",
+        "Printed",
+        "Photo",
+        "Cropped",
+        "Goal",
+        "Reached",
+        "Workout",
+        "Logged",
+        "Document",
+        "Signed",
+        "Team",
+        "Member",
+        "Promoted",
+        "Schedule",
+        "Published",
+        "Draft",
+        "Discarded",
+        "Quota",
+        "Warning",
+        "Shown",
+    }
+    - {w.title() for w in CATALOG_WORDS}
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -173,39 +264,77 @@ def test_random_proper_case_names_from_non_catalog_words_pass(words: list[str]) 
 # -- the string helpers ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, words", [
-    ("Order Completed", ["Order", "Completed"]), ("order_completed", ["order", "completed"]),
-    ("OrderCompleted", ["Order", "Completed"]), ("ORDER-COMPLETED", ["ORDER", "COMPLETED"]),
-    ("orderID", ["order", "ID"]), ("HTTPStatus", ["HTTP", "Status"]), ("step2Done", ["step2", "Done"]),
-    ("  spaced  out ", ["spaced", "out"]), ("Café Visité", ["Café", "Visité"]),
-])
+@pytest.mark.parametrize(
+    "name, words",
+    [
+        ("Order Completed", ["Order", "Completed"]),
+        ("order_completed", ["order", "completed"]),
+        ("OrderCompleted", ["Order", "Completed"]),
+        ("ORDER-COMPLETED", ["ORDER", "COMPLETED"]),
+        ("orderID", ["order", "ID"]),
+        ("HTTPStatus", ["HTTP", "Status"]),
+        ("step2Done", ["step2", "Done"]),
+        ("  spaced  out ", ["spaced", "out"]),
+        ("Café Visité", ["Café", "Visité"]),
+    ],
+)
 def test_split_words(name: str, words: list[str]) -> None:
     assert split_words(name) == words
 
 
-@pytest.mark.parametrize("name, ok", [
-    ("Report Exported", True), ("Email Marked as Spam", True), ("Product Added to Wishlist", True),
-    ("SMS Sent", True), ("NPS", True), ("iPhone Paired", True), ("YouTube Video Shared", True), ("2FA Enabled", True),
-    ("report exported", False), ("Report exported", False), ("report_exported", False), ("ReportExported", False),
-    ("reportExported", False), ("REPORT EXPORTED", False), ("Report  Exported", False), (" Report Exported", False),
-    ("as Report", False), ("", False),
-])
+@pytest.mark.parametrize(
+    "name, ok",
+    [
+        ("Report Exported", True),
+        ("Email Marked as Spam", True),
+        ("Product Added to Wishlist", True),
+        ("SMS Sent", True),
+        ("NPS", True),
+        ("iPhone Paired", True),
+        ("YouTube Video Shared", True),
+        ("2FA Enabled", True),
+        ("report exported", False),
+        ("Report exported", False),
+        ("report_exported", False),
+        ("ReportExported", False),
+        ("reportExported", False),
+        ("REPORT EXPORTED", False),
+        ("Report  Exported", False),
+        (" Report Exported", False),
+        ("as Report", False),
+        ("", False),
+    ],
+)
 def test_is_proper_case(name: str, ok: bool) -> None:
     assert is_proper_case(name) is ok
 
 
-@pytest.mark.parametrize("name, proper", [
-    ("report_exported", "Report Exported"), ("reportExported", "Report Exported"),
-    ("REPORT-EXPORTED", "Report Exported"), ("Report exported", "Report Exported"), ("SMS sent", "SMS Sent"),
-])
+@pytest.mark.parametrize(
+    "name, proper",
+    [
+        ("report_exported", "Report Exported"),
+        ("reportExported", "Report Exported"),
+        ("REPORT-EXPORTED", "Report Exported"),
+        ("Report exported", "Report Exported"),
+        ("SMS sent", "SMS Sent"),
+    ],
+)
 def test_to_proper_case(name: str, proper: str) -> None:
     assert to_proper_case(name) == proper and is_proper_case(proper)
 
 
-@pytest.mark.parametrize("key, snake", [
-    ("orderId", "order_id"), ("OrderID", "order_id"), ("order-id", "order_id"), ("Order Id", "order_id"),
-    ("HTTPStatus", "http_status"), ("utm.source", "utm_source"), ("order_id", "order_id"),
-])
+@pytest.mark.parametrize(
+    "key, snake",
+    [
+        ("orderId", "order_id"),
+        ("OrderID", "order_id"),
+        ("order-id", "order_id"),
+        ("Order Id", "order_id"),
+        ("HTTPStatus", "http_status"),
+        ("utm.source", "utm_source"),
+        ("order_id", "order_id"),
+    ],
+)
 def test_to_snake_case(key: str, snake: str) -> None:
     assert to_snake_case(key) == snake and is_snake_case(snake)
 

@@ -9,11 +9,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from segment_bridge.conformance import Finding, Repair
-from segment_bridge.conformance_policy import ConformancePolicy
-from segment_bridge.review import NOTHING_FOUND, ConformanceReviewer, decide
-from segment_bridge.sources import MappedEvent
-from segment_bridge.tenants import TenantConfig, parse_tenant_secret
+from segment_bridge.conformance.checks import Finding, Repair
+from segment_bridge.conformance.review import NOTHING_FOUND, ConformanceReviewer, decide
+from segment_bridge.events import MappedEvent
+from segment_bridge.tenants import ConformancePolicy, TenantConfig, parse_tenant_secret
 
 REVIEWER = ConformanceReviewer()
 FIXABLE_ERROR = Finding("spec.event_name", "error", "event", "m", "f", Repair("set", ("event",), "Order Completed"))
@@ -33,12 +32,20 @@ def review(message: dict[str, Any], config: TenantConfig, source: str = "spec") 
 PURCHASE = {"type": "track", "userId": "u1", "event": "Purchase", "properties": {"orderId": "o1", "total": "9.5"}}
 
 
-@pytest.mark.parametrize("finding, action, outcome", [
-    (FIXABLE_ERROR, "fix", "fixed"), (FIXABLE_ERROR, "warn", "warned"), (FIXABLE_ERROR, "reject", "rejected"),
-    (UNFIXABLE_ERROR, "fix", "rejected"), (UNFIXABLE_ERROR, "warn", "warned"), (UNFIXABLE_ERROR, "reject", "rejected"),
-    (UNFIXABLE_WARNING, "fix", "warned"), (UNFIXABLE_WARNING, "warn", "warned"),
-    (UNFIXABLE_WARNING, "reject", "rejected"),
-])
+@pytest.mark.parametrize(
+    "finding, action, outcome",
+    [
+        (FIXABLE_ERROR, "fix", "fixed"),
+        (FIXABLE_ERROR, "warn", "warned"),
+        (FIXABLE_ERROR, "reject", "rejected"),
+        (UNFIXABLE_ERROR, "fix", "rejected"),
+        (UNFIXABLE_ERROR, "warn", "warned"),
+        (UNFIXABLE_ERROR, "reject", "rejected"),
+        (UNFIXABLE_WARNING, "fix", "warned"),
+        (UNFIXABLE_WARNING, "warn", "warned"),
+        (UNFIXABLE_WARNING, "reject", "rejected"),
+    ],
+)
 def test_decide(finding: Finding, action: str, outcome: str) -> None:
     assert decide(finding, action) == outcome  # type: ignore[arg-type]
 
@@ -70,8 +77,10 @@ def test_fix_repairs_in_place_and_records_the_original_in_context() -> None:
     assert message["event"] == "Order Completed"
     assert message["properties"] == {"order_id": "o1", "total": 9.5}
     assert message["context"]["conformance"] == {
-        "original_event": "Purchase", "original_keys": {"properties.order_id": "orderId"},
-        "original_values": {"properties.total": "9.5"}}
+        "original_event": "Purchase",
+        "original_keys": {"properties.order_id": "orderId"},
+        "original_values": {"properties.total": "9.5"},
+    }
 
 
 def test_warn_forwards_the_message_unchanged() -> None:
@@ -119,7 +128,11 @@ def test_a_clean_message_gets_no_decisions_and_no_context_record() -> None:
 def test_decisions_serialize_for_the_response() -> None:
     result, _ = review(PURCHASE, tenant())
     assert result.decisions[0].as_dict() == {
-        "code": "spec.event_name", "severity": "error", "action": "fixed", "path": "event",
+        "code": "spec.event_name",
+        "severity": "error",
+        "action": "fixed",
+        "path": "event",
         "message": 'event "Purchase" is a synonym of the Spec event "Order Completed"; '
-                   "Segment rejects near-miss names of Spec events",
-        "fix": 'rename the event to "Order Completed"'}
+        "Segment rejects near-miss names of Spec events",
+        "fix": 'rename the event to "Order Completed"',
+    }

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 import random
-from typing import Callable
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segment_bridge.batching import pack_batches
-from segment_bridge.delivery import ISOLATION_REQUEST_BUDGET, TenantDelivery, Verdict
-from segment_bridge.ratelimit import RateLimiter
-from segment_bridge.retry import Deadline, RetryPolicy
-from segment_bridge.segment_client import SendOutcome
+from segment_bridge.forward.batching import Batch, pack_batches
+from segment_bridge.forward.client import PreparedRequest, SendOutcome, Target
+from segment_bridge.forward.delivery import ISOLATION_REQUEST_BUDGET, TenantDelivery, Verdict
+from segment_bridge.forward.ratelimit import RateLimiter
+from segment_bridge.forward.retry import Deadline, RetryPolicy
 
 
 class FakeSegment:
@@ -25,8 +25,11 @@ class FakeSegment:
         self.requests: list[list[str]] = []
         self.delivered: list[str] = []
 
-    def post(self, body: bytes, timeout: float) -> SendOutcome:
-        ids = [m["messageId"] for m in json.loads(body)["batch"]]
+    def prepare(self, target: Target, batch: Batch[Any], sent_at: str) -> PreparedRequest:
+        return PreparedRequest("https://segment.invalid/v1/batch", {}, batch.body(sent_at), target.write_key)
+
+    def send(self, request: PreparedRequest, timeout: float | None = None) -> SendOutcome:
+        ids = [m["messageId"] for m in json.loads(request.body)["batch"]]
         self.requests.append(ids)
         if self.first:
             return self.first.pop(0)
@@ -44,29 +47,43 @@ def entries(count: int, size: int = 1) -> list[tuple[int, str, int]]:
     return out
 
 
-def delivery(post: Callable[[bytes, float], SendOutcome], attempts: int = 3, **kwargs) -> TenantDelivery:  # type: ignore[no-untyped-def]
+def delivery(
+    segment: FakeSegment, attempts: int = 3, isolation_budget: int = ISOLATION_REQUEST_BUDGET
+) -> TenantDelivery:
     return TenantDelivery(
-        post, policy=RetryPolicy(max_attempts=attempts), deadline=Deadline.after(600), limiter=RateLimiter(1e9),
-        sent_at=lambda: "2026-11-23T00:00:00.000Z", rng=random.Random(0), sleep=lambda s: None, **kwargs,
+        segment,
+        Target("us", "wk"),
+        policy=RetryPolicy(max_attempts=attempts),
+        deadline=Deadline.after(600),
+        limiter=RateLimiter(1e9),
+        sent_at=lambda: "2026-11-23T00:00:00.000Z",
+        rng=random.Random(0),
+        sleep=lambda s: None,
+        isolation_budget=isolation_budget,
     )
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(min_value=1, max_value=300).flatmap(
-    lambda n: st.tuples(st.just(n), st.sets(st.integers(min_value=0, max_value=n - 1), max_size=min(n, 6)))))
+@given(
+    st.integers(min_value=1, max_value=300).flatmap(
+        lambda n: st.tuples(st.just(n), st.sets(st.integers(min_value=0, max_value=n - 1), max_size=min(n, 6)))
+    )
+)
 def test_bisection_isolates_exactly_the_bad_messages(case: tuple[int, set[int]]) -> None:
     count, bad_indexes = case
     segment = FakeSegment(bad={f"m{i}" for i in bad_indexes})
-    outcomes = delivery(segment.post, isolation_budget=10_000).deliver(pack_batches(entries(count), max_messages=64))
+    outcomes = delivery(segment, isolation_budget=10_000).deliver(pack_batches(entries(count), max_messages=64))
     assert {i for i, o in outcomes.items() if o.verdict is Verdict.REJECTED} == bad_indexes
     assert all(outcomes[i].verdict is Verdict.DELIVERED for i in range(count) if i not in bad_indexes)
-    assert sorted(segment.delivered, key=lambda m: int(m[1:])) == [f"m{i}" for i in range(count) if i not in bad_indexes]
+    assert sorted(segment.delivered, key=lambda m: int(m[1:])) == [
+        f"m{i}" for i in range(count) if i not in bad_indexes
+    ]
     assert all(outcomes[i].status == 400 and "400" in outcomes[i].reason for i in bad_indexes)
 
 
 def test_one_bad_message_in_a_full_batch_costs_about_two_log2_n_requests() -> None:
     segment = FakeSegment(bad={"m1234"})
-    tenant = delivery(segment.post)
+    tenant = delivery(segment)
     outcomes = tenant.deliver(pack_batches(entries(2500)))
     assert [i for i, o in outcomes.items() if o.verdict is Verdict.REJECTED] == [1234]
     assert len(segment.requests) <= 1 + 2 * 12
@@ -75,7 +92,7 @@ def test_one_bad_message_in_a_full_batch_costs_about_two_log2_n_requests() -> No
 
 def test_a_400_storm_stops_at_the_isolation_budget_and_is_left_to_sqs() -> None:
     segment = FakeSegment(bad={f"m{i}" for i in range(500)})  # every message is refused
-    outcomes = delivery(segment.post).deliver(pack_batches(entries(500)))
+    outcomes = delivery(segment).deliver(pack_batches(entries(500)))
     assert len(segment.requests) == 1 + ISOLATION_REQUEST_BUDGET
     verdicts = {o.verdict for o in outcomes.values()}
     assert verdicts == {Verdict.REJECTED, Verdict.FAILED}
@@ -85,15 +102,17 @@ def test_a_400_storm_stops_at_the_isolation_budget_and_is_left_to_sqs() -> None:
 
 def test_a_tenant_stops_after_a_request_fails_for_good() -> None:
     segment = FakeSegment(first=[SendOutcome(503)] * 3)  # the first request exhausts its 3 attempts
-    outcomes = delivery(segment.post).deliver(pack_batches(entries(30), max_messages=10))
+    outcomes = delivery(segment).deliver(pack_batches(entries(30), max_messages=10))
     assert len(segment.requests) == 3  # the later two batches are not even sent
     assert all(o.verdict is Verdict.FAILED for o in outcomes.values())
     assert "earlier request failed" in outcomes[29].reason and "503" in outcomes[29].reason
 
 
 def test_retries_count_in_stats_and_statuses() -> None:
-    segment = FakeSegment(first=[SendOutcome(None, "timeout"), SendOutcome(None, "connection error: X"), SendOutcome(429)])
-    tenant = delivery(segment.post, attempts=5)
+    segment = FakeSegment(
+        first=[SendOutcome(None, "timeout"), SendOutcome(None, "connection error: X"), SendOutcome(429)]
+    )
+    tenant = delivery(segment, attempts=5)
     outcomes = tenant.deliver(pack_batches(entries(5)))
     assert all(o.verdict is Verdict.DELIVERED for o in outcomes.values())
     assert tenant.stats.requests == 4 and tenant.stats.retries == 3
@@ -109,14 +128,26 @@ def test_the_body_is_ready_before_the_limiter_releases_it() -> None:
             steps.append("acquire")
             return 0.0
 
-    def post(body: bytes, timeout: float) -> SendOutcome:
-        steps.append(f"post {body[:3]!r}")
-        return SendOutcome(500) if len(steps) < 4 else SendOutcome(200)
+    class Segment:
+        def prepare(self, target: Target, batch: Batch[Any], sent_at: str) -> PreparedRequest:
+            steps.append("prepare")
+            return PreparedRequest(
+                "https://segment.invalid/v1/batch", {}, b"gz:" + batch.body(sent_at), target.write_key
+            )
+
+        def send(self, request: PreparedRequest, timeout: float | None = None) -> SendOutcome:
+            steps.append(f"send {request.body[:3]!r}")
+            return SendOutcome(500) if len(steps) < 4 else SendOutcome(200)
 
     tenant = TenantDelivery(
-        post, policy=RetryPolicy(), deadline=Deadline.after(60), limiter=Limiter(),  # type: ignore[arg-type]
-        sent_at=lambda: "2026-11-23T00:00:00.000Z", rng=random.Random(0), sleep=lambda s: None,
-        prepare=lambda body: steps.append("prepare") or b"gz:" + body,
+        Segment(),
+        Target("us", "wk"),
+        policy=RetryPolicy(),
+        deadline=Deadline.after(60),
+        limiter=Limiter(),
+        sent_at=lambda: "2026-11-23T00:00:00.000Z",
+        rng=random.Random(0),
+        sleep=lambda s: None,
     )
     tenant.deliver(pack_batches(entries(3)))
-    assert steps == ["prepare", "acquire", "post b'gz:'"] * 2
+    assert steps == ["prepare", "acquire", "send b'gz:'"] * 2

@@ -6,18 +6,20 @@ import json
 import random
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from segment_bridge.config import Settings
 from segment_bridge.errors import TenantConfigError
-from segment_bridge.forwarding import TENANT_IN_FLIGHT, Forwarder, QueuedRecord
+from segment_bridge.forward.batching import Batch
+from segment_bridge.forward.client import PreparedRequest, SendOutcome, Target
+from segment_bridge.forward.forwarder import TENANT_IN_FLIGHT, Forwarder, QueuedRecord
+from segment_bridge.forward.ratelimit import RateLimiter
+from segment_bridge.forward.retry import Deadline
 from segment_bridge.limits import BATCH_TARGET_BYTES
 from segment_bridge.queue_format import read_body
-from segment_bridge.ratelimit import RateLimiter
-from segment_bridge.retry import Deadline
-from segment_bridge.segment_client import SendOutcome
 from segment_bridge.tenants import StaticTenants, TenantConfig, UnknownTenant
 from tests.conftest import queued_body
 
@@ -29,7 +31,9 @@ def accept(batch: list[dict[str, Any]], timeout: float) -> SendOutcome:
 
 
 def reject_marked(batch: list[dict[str, Any]], timeout: float) -> SendOutcome:
-    return SendOutcome(400, "bad message") if any(m.get("properties", {}).get("bad") for m in batch) else SendOutcome(200)
+    return (
+        SendOutcome(400, "bad message") if any(m.get("properties", {}).get("bad") for m in batch) else SendOutcome(200)
+    )
 
 
 class FakeClient:
@@ -40,15 +44,14 @@ class FakeClient:
         self.log: list[tuple[float, str, list[str], int | None]] = []
         self._lock = threading.Lock()
 
-    def prepare(self, body: bytes) -> bytes:
-        return body
+    def prepare(self, target: Target, batch: Batch[Any], sent_at: str) -> PreparedRequest:
+        return PreparedRequest(target.region, {}, batch.body(sent_at), target.write_key)
 
-    def post_batch(self, region: str, write_key: str, body: bytes, timeout: float | None = None, *,
-                   prepared: bool = False) -> SendOutcome:
-        batch = json.loads(body)["batch"]
-        outcome = self.behaviours.get(write_key, accept)(batch, timeout or 10.0)
+    def send(self, request: PreparedRequest, timeout: float | None = None) -> SendOutcome:
+        batch = json.loads(request.body)["batch"]
+        outcome = self.behaviours.get(request.write_key, accept)(batch, timeout or 10.0)
         with self._lock:
-            self.log.append((time.monotonic(), write_key, [m["messageId"] for m in batch], outcome.status))
+            self.log.append((time.monotonic(), request.write_key, [m["messageId"] for m in batch], outcome.status))
         return outcome
 
     def delivered(self, key: str | None = None) -> list[str]:
@@ -77,20 +80,40 @@ class BrokenTenants(StaticTenants):
         return super().get(tenant)
 
 
-def record(record_id: str, tenant: str, count: int = 3, receive_count: int = 1, bad: tuple[int, ...] = (),
-           pad: int = 0) -> QueuedRecord:
-    messages = [{"type": "track", "userId": "u", "event": "E", "messageId": f"{record_id}-{i}",
-                 "properties": {"bad": True} if i in bad else {"pad": "x" * pad}} for i in range(count)]
-    return QueuedRecord(record_id, queued_body(tenant, messages),
-                        receive_count)
+def record(
+    record_id: str, tenant: str, count: int = 3, receive_count: int = 1, bad: tuple[int, ...] = (), pad: int = 0
+) -> QueuedRecord:
+    messages = [
+        {
+            "type": "track",
+            "userId": "u",
+            "event": "E",
+            "messageId": f"{record_id}-{i}",
+            "properties": {"bad": True} if i in bad else {"pad": "x" * pad},
+        }
+        for i in range(count)
+    ]
+    return QueuedRecord(record_id, queued_body(tenant, messages), receive_count)
 
 
-def forwarder(client: FakeClient, dlq: ListDLQ, tenants: list[str] = ("acme", "beta"), broken: dict[str, Exception] | None = None,
-              timeout: float = 10.0) -> Forwarder:
+def forwarder(
+    client: FakeClient,
+    dlq: ListDLQ,
+    tenants: list[str] = ("acme", "beta"),
+    broken: dict[str, Exception] | None = None,
+    timeout: float = 10.0,
+) -> Forwarder:
     settings = Settings(MAX_RECEIVE_COUNT=3, SEGMENT_TIMEOUT_SECONDS=timeout)
     directory = BrokenTenants({t: TenantConfig(write_key=f"key-{t}") for t in tenants}, broken or {})
-    return Forwarder(settings, directory, client, dlq, limiter=RateLimiter(1e9), rng=random.Random(0),  # type: ignore[arg-type]
-                     sleep=lambda s: None)
+    return Forwarder(
+        settings,
+        directory,
+        client,
+        dlq,
+        limiter=RateLimiter(1e9),
+        rng=random.Random(0),  # type: ignore[arg-type]
+        sleep=lambda s: None,
+    )
 
 
 def test_a_rejected_message_is_dead_lettered_and_the_rest_delivered() -> None:
@@ -98,7 +121,9 @@ def test_a_rejected_message_is_dead_lettered_and_the_rest_delivered() -> None:
     report = forwarder(client, dlq).forward([record("r1", "acme", count=40, bad=(7, 30)), record("r2", "acme")])
     assert report.failed == {}
     assert set(report.dead_lettered) == {"r1"}
-    assert sorted(client.delivered()) == sorted([f"r1-{i}" for i in range(40) if i not in (7, 30)] + ["r2-0", "r2-1", "r2-2"])
+    assert sorted(client.delivered()) == sorted(
+        [f"r1-{i}" for i in range(40) if i not in (7, 30)] + ["r2-0", "r2-1", "r2-2"]
+    )
     [(body, reason, attributes)] = dlq.items
     assert [m["messageId"] for m in read_body(body).messages] == ["r1-7", "r1-30"]
     assert "400" in reason and attributes["status"] == "400" and attributes["tenant"] == "acme"
@@ -141,7 +166,9 @@ def test_rejected_messages_wait_for_their_records_other_failures() -> None:
     client, dlq = FakeClient({"key-acme": flaky_then_reject}), ListDLQ()
     report = forwarder(client, dlq).forward([record("r1", "acme", count=4, bad=(0,))])
     assert set(report.failed) == {"r1"} and dlq.items == []
-    report = forwarder(FakeClient({"key-acme": reject_marked}), dlq).forward([record("r1", "acme", count=4, bad=(0,), receive_count=2)])
+    report = forwarder(FakeClient({"key-acme": reject_marked}), dlq).forward(
+        [record("r1", "acme", count=4, bad=(0,), receive_count=2)]
+    )
     assert report.failed == {} and dlq.message_ids() == ["r1-0"]
 
 
@@ -167,8 +194,12 @@ def test_message_ids_survive_every_retry_path() -> None:
 
 def test_a_broken_tenant_does_not_hold_up_the_others() -> None:
     client, dlq = FakeClient(), ListDLQ()
-    fw = forwarder(client, dlq, tenants=["acme", "beta"],
-                   broken={"gone": UnknownTenant("gone"), "bad": TenantConfigError("tenant 'bad' secret is invalid")})
+    fw = forwarder(
+        client,
+        dlq,
+        tenants=["acme", "beta"],
+        broken={"gone": UnknownTenant("gone"), "bad": TenantConfigError("tenant 'bad' secret is invalid")},
+    )
     report = fw.forward([record("g1", "gone"), record("a1", "acme"), record("b1", "bad"), record("c1", "beta")])
     assert set(report.failed) == {"g1", "b1"} and "invalid" in report.failed["b1"]
     assert sorted(client.delivered()) == ["a1-0", "a1-1", "a1-2", "c1-0", "c1-1", "c1-2"]
@@ -182,8 +213,10 @@ def test_a_slow_tenant_does_not_delay_the_others() -> None:
     client, dlq = FakeClient({"key-slow": stall, "key-storm": lambda b, t: SendOutcome(400, "no")}), ListDLQ()
     fw = forwarder(client, dlq, tenants=["slow", "storm", "acme", "beta"], timeout=0.4)
     started = time.monotonic()
-    report = fw.forward([record("s1", "slow"), record("x1", "storm", count=20), record("a1", "acme"), record("b1", "beta")],
-                        Deadline.after(2.0))
+    report = fw.forward(
+        [record("s1", "slow"), record("x1", "storm", count=20), record("a1", "acme"), record("b1", "beta")],
+        Deadline.after(2.0),
+    )
     elapsed = time.monotonic() - started
     first_good = min(t for t, key, _, status in client.log if key in ("key-acme", "key-beta")) - started
     assert first_good < 0.3  # not queued behind the slow tenant's timeouts
@@ -208,7 +241,7 @@ def test_a_tenants_batches_go_out_two_at_a_time() -> None:
     client = FakeClient({"key-acme": slow})
     records = [record(f"r{r}", "acme", count=500, pad=2000) for r in range(4)]  # ~2 MB: 5 requests
     report = forwarder(client, ListDLQ()).forward(records)
-    assert report.failed == {} and report.messages_forwarded == 2000 and report.requests >= 5
+    assert report.failed == {} and report.messages_forwarded == 2000 and report.delivery.requests >= 5
     assert TENANT_IN_FLIGHT > 1 and peak[0] == TENANT_IN_FLIGHT
     assert sorted(client.delivered()) == sorted(f"r{r}-{i}" for r in range(4) for i in range(500))
 
@@ -244,9 +277,11 @@ def test_a_backlog_fills_requests(pad: int, max_requests_per_1000: int) -> None:
     records = [record(f"r{r}", "acme", count=500, pad=pad) for r in range(20)]
     report = forwarder(client, ListDLQ()).forward(records)
     assert report.messages_forwarded == 10_000
-    per_1000 = report.requests / 10
+    per_1000 = report.delivery.requests / 10
     assert per_1000 <= max_requests_per_1000
     lines = [line for r in records for line in r.body.split("\n")[1:]]
     # Greedy packing leaves less than one message of room unused per request.
     usable = BATCH_TARGET_BYTES - max(len(line) for line in lines)
-    assert report.requests <= sum(len(line) + 1 for line in lines) // usable + 1 + (10_000 // 2500 if pad == 0 else 0)
+    assert report.delivery.requests <= sum(len(line) + 1 for line in lines) // usable + 1 + (
+        10_000 // 2500 if pad == 0 else 0
+    )

@@ -4,32 +4,24 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import pytest
 
-from segment_bridge.destination import (
+from segment_bridge.auth import parse_basic_authorization
+from segment_bridge.errors import MalformedRequest, UnsupportedCallType
+from segment_bridge.events import MappedEvent
+from segment_bridge.identity.destination import (
     Forget,
     Ignore,
     JoinGroup,
     Link,
-    api_key_from_basic,
     parse_body,
     plan,
     read_call,
 )
-from segment_bridge.errors import MalformedRequest, UnsupportedCallType
-from segment_bridge.identity import (
-    IdentityMatch,
-    Stamp,
-    TableIdentityResolver,
-    candidate_keys,
-    lookup_key,
-    normalize_email,
-    normalize_phone,
-    user_key,
-)
-from segment_bridge.sources import MappedEvent
+from segment_bridge.identity.keys import IdentityMatch, Stamp, lookup_key, normalize_email, normalize_phone, user_key
+from segment_bridge.identity.resolution import TableIdentityResolver, candidate_keys
 from segment_bridge.tenants import TenantConfig
 
 NOW_MS = 1_795_400_000_000
@@ -38,22 +30,28 @@ WITHOUT_LOOP = TenantConfig.model_validate({"write_key": "wk"})
 
 
 # -- normalization and keys --------------------------------------------------------------------
-@pytest.mark.parametrize("raw, expected", [
-    ("  Example@Test.COM ", "example@test.com"),
-    ("first.last+tag@example.org", "first.last+tag@example.org"),
-    ("not an address", None),
-    ("two@@example.com", None),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("  Example@Test.COM ", "example@test.com"),
+        ("first.last+tag@example.org", "first.last+tag@example.org"),
+        ("not an address", None),
+        ("two@@example.com", None),
+    ],
+)
 def test_emails_are_trimmed_and_lower_cased(raw: str, expected: str | None) -> None:
     assert normalize_email(raw) == expected
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("+1 (415) 555-0100", "+14155550100"),
-    ("0044 20 7946 0958", "+442079460958"),
-    ("415.555.0100", "4155550100"),
-    ("12", None),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("+1 (415) 555-0100", "+14155550100"),
+        ("0044 20 7946 0958", "+442079460958"),
+        ("415.555.0100", "4155550100"),
+        ("12", None),
+    ],
+)
 def test_phones_are_reduced_to_e164ish_digits(raw: str, expected: str | None) -> None:
     assert normalize_phone(raw) == expected
 
@@ -69,11 +67,24 @@ def test_keys_hold_no_address_and_differ_per_tenant() -> None:
 
 # -- reading Segment's calls -------------------------------------------------------------------
 def test_field_casing_does_not_matter() -> None:
-    call = read_call({"Type": "IDENTIFY", "user_id": "u-1", "AnonymousID": "a-1", "MessageId": "m-1",
-                      "Timestamp": "2026-11-20T09:31:12.5Z", "Traits": {"EMAIL": "A@B.co", "phone_number": "+1 415 555 0100"}},
-                     NOW_MS)
+    call = read_call(
+        {
+            "Type": "IDENTIFY",
+            "user_id": "u-1",
+            "AnonymousID": "a-1",
+            "MessageId": "m-1",
+            "Timestamp": "2026-11-20T09:31:12.5Z",
+            "Traits": {"EMAIL": "A@B.co", "phone_number": "+1 415 555 0100"},
+        },
+        NOW_MS,
+    )
     assert (call.type, call.user_id, call.anonymous_id, call.email, call.phone) == (
-        "identify", "u-1", "a-1", "A@B.co", "+1 415 555 0100")
+        "identify",
+        "u-1",
+        "a-1",
+        "A@B.co",
+        "+1 415 555 0100",
+    )
     assert call.stamp == Stamp(1_795_167_072_500, "m-1")
 
 
@@ -89,12 +100,15 @@ def test_missing_message_id_and_timestamp_fall_back_to_content_and_arrival() -> 
     assert first.stamp.message_id.startswith("sha256:")
 
 
-@pytest.mark.parametrize("raw, error", [
-    ("a string", MalformedRequest),
-    ({"userId": "u"}, MalformedRequest),
-    ({"type": "unknown_call", "userId": "u"}, UnsupportedCallType),
-    ({"type": "identify", "userId": "u" * 1025}, MalformedRequest),
-])
+@pytest.mark.parametrize(
+    "raw, error",
+    [
+        ("a string", MalformedRequest),
+        ({"userId": "u"}, MalformedRequest),
+        ({"type": "unknown_call", "userId": "u"}, UnsupportedCallType),
+        ({"type": "identify", "userId": "u" * 1025}, MalformedRequest),
+    ],
+)
 def test_unreadable_calls_say_why(raw: object, error: type[Exception]) -> None:
     with pytest.raises(error):
         read_call(raw, NOW_MS)
@@ -105,7 +119,9 @@ def _plan(message: dict) -> object:
 
 
 def test_identify_links_email_phone_and_anonymous_id() -> None:
-    operation = _plan({"type": "identify", "userId": "u", "anonymousId": "a", "traits": {"email": "x@y.z", "phone": "+14155550100"}})
+    operation = _plan(
+        {"type": "identify", "userId": "u", "anonymousId": "a", "traits": {"email": "x@y.z", "phone": "+14155550100"}}
+    )
     assert isinstance(operation, Link) and operation.user_id == "u"
     assert [key.split("#")[1] for key in operation.keys] == ["email", "phone", "anon"]
 
@@ -120,8 +136,9 @@ def test_each_call_type_plans_what_it_teaches() -> None:
     assert isinstance(_plan({"type": "group", "anonymousId": "a", "groupId": "g"}), Ignore)
 
 
-@pytest.mark.parametrize("message", [
-    {"type": "delete"}, {"type": "group", "userId": "u"}, {"type": "alias", "userId": "u"}])
+@pytest.mark.parametrize(
+    "message", [{"type": "delete"}, {"type": "group", "userId": "u"}, {"type": "alias", "userId": "u"}]
+)
 def test_calls_missing_a_required_id_are_malformed(message: dict) -> None:
     with pytest.raises(MalformedRequest):
         _plan(message)
@@ -141,11 +158,13 @@ def basic(value: str) -> str:
 
 
 def test_basic_auth_carries_the_key_before_the_colon() -> None:
-    assert api_key_from_basic(basic("segment:")) == "segment"
-    assert api_key_from_basic("basic c2VnbWVudDo=") == "segment"  # Segment's own example, any scheme case
-    assert api_key_from_basic(basic("key-without-colon")) == "key-without-colon"
-    for bad in (None, "", "Bearer abc", "Basic !!!", basic(":")):
-        assert api_key_from_basic(bad) is None
+    assert parse_basic_authorization(basic("segment:")) == ("segment", "")
+    assert parse_basic_authorization("basic c2VnbWVudDo=") == ("segment", "")  # Segment's own example, any scheme case
+    assert parse_basic_authorization(basic("key-without-colon")) == ("key-without-colon", "")
+    assert parse_basic_authorization(basic("user:pass:word")) == ("user", "pass:word")  # RFC 7617: user ends at ':'
+    for bad in (None, "", "Bearer abc", "Basic !!!", "Basic " + "//79"):  # the last is not UTF-8
+        assert parse_basic_authorization(bad) is None
+    assert parse_basic_authorization(basic(":")) == ("", "")  # the destination refuses an empty key
 
 
 # -- resolution on the ingest path ---------------------------------------------------------------
@@ -160,15 +179,20 @@ class FakeLookup:
 
 
 def event(email: str | None = None, **message: object) -> MappedEvent:
-    return MappedEvent(message={"type": "track", "event": "Email Opened", **message},
-                       identity_hints={"email": email} if email else {})
+    return MappedEvent(
+        message={"type": "track", "event": "Email Opened", **message}, identity_hints={"email": email} if email else {}
+    )
 
 
 def test_resolution_fills_user_and_group_ids_in_one_lookup() -> None:
     known = lookup_key("acme", "email", "known@example.com")
     lookup = FakeLookup({known: IdentityMatch("user-1", "acct-7")})  # type: ignore[dict-item]
-    events = [event("Known@Example.com"), event("known@example.com", context={"groupId": "mine"}),
-              event("stranger@example.com"), event("known@example.com", userId="already")]
+    events = [
+        event("Known@Example.com"),
+        event("known@example.com", context={"groupId": "mine"}),
+        event("stranger@example.com"),
+        event("known@example.com", userId="already"),
+    ]
     resolution = TableIdentityResolver(lookup).resolve("acme", WITH_LOOP, events)
     assert (resolution.resolved, resolution.missed) == (2, 1)
     assert len(lookup.calls) == 1 and len(lookup.calls[0]) == 2  # deduplicated, and no key for events with a userId

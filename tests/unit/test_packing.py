@@ -7,14 +7,17 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segment_bridge.batching import pack_batches
+from segment_bridge.forward.batching import pack_batches
 from segment_bridge.limits import BATCH_TARGET_BYTES, MAX_BATCH_MESSAGES, MAX_BATCH_REQUEST_BYTES, SQS_MAX_BATCH_BYTES
 from segment_bridge.queue_format import group_for_send, pack_queue_bodies, read_body
 
 
 def message(i: int, pad: int = 0) -> tuple[str, int]:
-    encoded = json.dumps({"type": "track", "userId": f"u{i}", "event": "E", "messageId": f"m{i}",
-                          "properties": {"pad": "é" * pad}}, ensure_ascii=False, separators=(",", ":"))
+    encoded = json.dumps(
+        {"type": "track", "userId": f"u{i}", "event": "E", "messageId": f"m{i}", "properties": {"pad": "é" * pad}},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
     return encoded, len(encoded.encode())
 
 

@@ -8,8 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segment_bridge.queue_format import (FORMAT_VERSION, UnreadableBody, pack_queue_bodies, queue_body, read_body,
-                                         split_body)
+from segment_bridge.queue_format import (
+    FORMAT_VERSION,
+    UnreadableBody,
+    pack_queue_bodies,
+    queue_body,
+    read_body,
+    split_body,
+)
 
 
 def compact(value: object) -> str:
@@ -17,7 +23,10 @@ def compact(value: object) -> str:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(alphabet=st.characters(exclude_categories=("Cs",))),  # strings with newlines, quotes, NULs...
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=20,
@@ -46,26 +55,31 @@ def test_bodies_are_json_lines_with_a_counting_header() -> None:
 
 def test_version_1_bodies_from_an_earlier_deployment_are_still_read() -> None:
     message = {"type": "track", "userId": "u1", "event": "Order Completed", "messageId": "m1", "properties": {"a": "é"}}
-    for body in (json.dumps({"v": 1, "tenant": "acme", "source": "spec", "messages": [message]}),
-                 json.dumps({"v": 1, "tenant": "acme", "source": "spec", "messages": [message]}, indent=2)):
+    for body in (
+        json.dumps({"v": 1, "tenant": "acme", "source": "spec", "messages": [message]}),
+        json.dumps({"v": 1, "tenant": "acme", "source": "spec", "messages": [message]}, indent=2),
+    ):
         raw = split_body(body)
         assert (raw.tenant, raw.source, raw.messages) == ("acme", "spec", [compact(message)])
         assert read_body(body).messages == [message]
 
 
-@pytest.mark.parametrize("body", [
-    "",
-    "not json",
-    '{"v":2,"tenant":"acme","source":"spec","count":2}\n{"type":"track"}',  # a line missing
-    '{"v":2,"tenant":"acme","source":"spec","count":1}\n{"type":"track"}\n{"type":"track"}',  # a line too many
-    '{"v":2,"tenant":"acme","source":"spec","count":1}\n',  # an empty line for a message
-    '{"v":2,"tenant":"acme","source":"spec","count":1}\n["not", "an object"]',
-    '{"v":2,"tenant":"","source":"spec","count":1}\n{"type":"track"}',  # header fails validation
-    '{"v":2,"tenant":"acme","source":"spec","count":0}',
-    '{"v":2,"tenant":"acme"\n{"type":"track"}',  # header is not JSON
-    '{"v":3,"tenant":"acme","source":"spec","messages":[{"type":"track"}]}',  # a version we do not know
-    '{"v":1,"tenant":"acme","source":"spec","messages":[]}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "",
+        "not json",
+        '{"v":2,"tenant":"acme","source":"spec","count":2}\n{"type":"track"}',  # a line missing
+        '{"v":2,"tenant":"acme","source":"spec","count":1}\n{"type":"track"}\n{"type":"track"}',  # a line too many
+        '{"v":2,"tenant":"acme","source":"spec","count":1}\n',  # an empty line for a message
+        '{"v":2,"tenant":"acme","source":"spec","count":1}\n["not", "an object"]',
+        '{"v":2,"tenant":"","source":"spec","count":1}\n{"type":"track"}',  # header fails validation
+        '{"v":2,"tenant":"acme","source":"spec","count":0}',
+        '{"v":2,"tenant":"acme"\n{"type":"track"}',  # header is not JSON
+        '{"v":3,"tenant":"acme","source":"spec","messages":[{"type":"track"}]}',  # a version we do not know
+        '{"v":1,"tenant":"acme","source":"spec","messages":[]}',
+    ],
+)
 def test_unreadable_bodies_are_refused_with_a_reason(body: str) -> None:
     with pytest.raises(UnreadableBody, match="unreadable queue message"):
         split_body(body)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import pytest
 
 from segment_bridge.config import Settings
+from segment_bridge.forward.ratelimit import RATE_HEADROOM, RateLimiter, paced_rate
 from segment_bridge.limits import PARTNER_MAX_REQUESTS_PER_SECOND
-from segment_bridge.ratelimit import RATE_HEADROOM, RateLimiter, paced_rate
 
 
 class FakeTime:
@@ -42,7 +43,7 @@ def test_grants_are_evenly_spaced() -> None:
 def test_a_late_thread_does_not_let_the_next_request_bunch_up() -> None:
     clock = FakeTime(oversleep={1: 0.15})  # the second wait overruns by 150 ms
     times = grants(RateLimiter(5.0, clock=clock.clock, sleep=clock.sleep), clock, 5)
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= 0.2 - 1e-9  # a reserving bucket sends the one after the late one 50 ms later
 
 
@@ -68,7 +69,9 @@ def test_threads_share_one_instance_rate() -> None:
 
 @pytest.mark.parametrize("concurrency", [2, 3, 5, 10, 50])
 def test_the_fleet_stays_under_the_partner_cap(concurrency: int) -> None:
-    settings = Settings(PARTNER_REQUESTS_PER_SECOND=PARTNER_MAX_REQUESTS_PER_SECOND, FORWARDER_MAX_CONCURRENCY=concurrency)
+    settings = Settings(
+        PARTNER_REQUESTS_PER_SECOND=PARTNER_MAX_REQUESTS_PER_SECOND, FORWARDER_MAX_CONCURRENCY=concurrency
+    )
     fleet = concurrency * paced_rate(settings.instance_requests_per_second)
     assert fleet == pytest.approx(PARTNER_MAX_REQUESTS_PER_SECOND * RATE_HEADROOM)
     assert fleet < PARTNER_MAX_REQUESTS_PER_SECOND

@@ -1,15 +1,20 @@
-"""Retry policy: full-jitter backoff, Retry-After as a floor, and the Lambda deadline as the hard stop."""
+"""Retry policy: full-jitter backoff, Retry-After as a floor, and the Lambda deadline as the hard stop
+(the attempts run in `TenantDelivery`, so these tests send one batch through it)."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from segment_bridge.retry import OUT_OF_TIME, Deadline, RetryPolicy, send_with_retries
-from segment_bridge.segment_client import SendOutcome, parse_retry_after
+from segment_bridge.forward.batching import Batch, pack_batches
+from segment_bridge.forward.client import PreparedRequest, SendOutcome, Target, parse_retry_after
+from segment_bridge.forward.delivery import MessageOutcome, TenantDelivery, Verdict
+from segment_bridge.forward.retry import OUT_OF_TIME, Deadline, RetryPolicy
 
 
 class FakeClock:
@@ -25,19 +30,54 @@ class FakeClock:
         self.now += seconds
 
 
-def scripted(*outcomes: SendOutcome, clock: FakeClock | None = None, took: float = 0.0):  # type: ignore[no-untyped-def]
-    """An attempt function answering `outcomes` in turn and recording each timeout it was given."""
-    answers = list(outcomes)
-    timeouts: list[float] = []
+class Scripted:
+    """A Segment stand-in answering `outcomes` in turn, recording each timeout it was given."""
 
-    def attempt(timeout: float) -> SendOutcome:
-        timeouts.append(timeout)
-        if clock is not None:
-            clock.now += min(took, timeout)
-        return answers.pop(0)
+    def __init__(self, *outcomes: SendOutcome, clock: FakeClock | None = None, took: float = 0.0) -> None:
+        self.answers = list(outcomes)
+        self.timeouts: list[float] = []
+        self.clock = clock
+        self.took = took
 
-    attempt.timeouts = timeouts  # type: ignore[attr-defined]
-    return attempt
+    def prepare(self, target: Target, batch: Batch[Any], sent_at: str) -> PreparedRequest:
+        return PreparedRequest("https://segment.invalid/v1/batch", {}, batch.body(sent_at), target.write_key)
+
+    def send(self, request: PreparedRequest, timeout: float | None = None) -> SendOutcome:
+        assert timeout is not None
+        self.timeouts.append(timeout)
+        if self.clock is not None:
+            self.clock.now += min(self.took, timeout)
+        return self.answers.pop(0)
+
+
+class Limiter:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def acquire(self) -> float:
+        self.calls += 1
+        return 0.0
+
+
+def send_one(
+    segment: Scripted,
+    policy: RetryPolicy,
+    deadline: Deadline,
+    sleep: Callable[[float], None] = lambda s: None,
+    limiter: Limiter | None = None,
+) -> MessageOutcome:
+    """One single-message batch through `TenantDelivery`, which runs the attempts; its outcome."""
+    delivery = TenantDelivery(
+        segment,
+        Target("us", "wk"),
+        policy=policy,
+        deadline=deadline,
+        limiter=limiter or Limiter(),
+        sent_at=lambda: "2026-11-23T00:00:00.000Z",
+        rng=random.Random(0),
+        sleep=sleep,
+    )
+    return delivery.deliver(pack_batches([(0, '{"type":"track"}', 16)]))[0]
 
 
 @given(st.integers(min_value=1, max_value=40), st.integers(min_value=0, max_value=2**32))
@@ -61,46 +101,50 @@ def test_retry_after_is_a_floor() -> None:
     assert all(3.0 <= w <= 3.5 for w in waits)
 
 
-@pytest.mark.parametrize(("headers", "expected"), [
-    ({"Retry-After": "2"}, 2.0),
-    ({"X-RateLimit-Reset": "1.5"}, 1.5),
-    ({"Retry-After": "soon", "X-RateLimit-Reset": "4"}, 4.0),
-    ({"Retry-After": "100000"}, 300.0),  # capped
-    ({}, None),
-])
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"Retry-After": "2"}, 2.0),
+        ({"X-RateLimit-Reset": "1.5"}, 1.5),
+        ({"Retry-After": "soon", "X-RateLimit-Reset": "4"}, 4.0),
+        ({"Retry-After": "100000"}, 300.0),  # capped
+        ({}, None),
+    ],
+)
 def test_parse_retry_after(headers: dict[str, str], expected: float | None) -> None:
     assert parse_retry_after(headers) == expected
 
 
 def test_transient_failures_are_retried_until_success() -> None:
     clock = FakeClock()
-    attempt = scripted(SendOutcome(500), SendOutcome(None, "timeout"), SendOutcome(429, retry_after=1.0), SendOutcome(200))
-    outcome = send_with_retries(attempt, RetryPolicy(), Deadline.after(60, clock), rng=random.Random(0), sleep=clock.sleep)
-    assert outcome.ok
+    attempt = Scripted(
+        SendOutcome(500), SendOutcome(None, "timeout"), SendOutcome(429, retry_after=1.0), SendOutcome(200)
+    )
+    outcome = send_one(attempt, RetryPolicy(), Deadline.after(60, clock), sleep=clock.sleep)
+    assert outcome.verdict is Verdict.DELIVERED
     assert len(attempt.timeouts) == 4 and len(clock.sleeps) == 3
     assert clock.sleeps[2] >= 1.0  # Retry-After honoured
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 413])
 def test_final_answers_are_not_retried(status: int) -> None:
-    attempt = scripted(SendOutcome(status, "no"))
-    outcome = send_with_retries(attempt, RetryPolicy(), Deadline.after(60), rng=random.Random(0), sleep=lambda s: None)
+    attempt = Scripted(SendOutcome(status, "no"))
+    outcome = send_one(attempt, RetryPolicy(), Deadline.after(60))
     assert outcome.status == status and len(attempt.timeouts) == 1
 
 
 def test_attempts_are_capped() -> None:
-    attempt = scripted(*[SendOutcome(503)] * 10)
-    outcome = send_with_retries(attempt, RetryPolicy(max_attempts=3), Deadline.after(600), rng=random.Random(0),
-                                sleep=lambda s: None)
+    attempt = Scripted(*[SendOutcome(503)] * 10)
+    outcome = send_one(attempt, RetryPolicy(max_attempts=3), Deadline.after(600))
     assert outcome.status == 503 and len(attempt.timeouts) == 3
 
 
 def test_each_attempt_gets_only_the_time_that_is_left() -> None:
     clock = FakeClock()
-    attempt = scripted(*[SendOutcome(None, "timeout")] * 10, clock=clock, took=10.0)
+    attempt = Scripted(*[SendOutcome(None, "timeout")] * 10, clock=clock, took=10.0)
     policy = RetryPolicy(request_timeout=10.0, base=0.1, cap=0.1, max_attempts=10)
-    outcome = send_with_retries(attempt, policy, Deadline.after(25, clock), rng=random.Random(0), sleep=clock.sleep)
-    assert outcome.error == "timeout; out of time for retries"
+    outcome = send_one(attempt, policy, Deadline.after(25, clock), sleep=clock.sleep)
+    assert outcome.verdict is Verdict.FAILED and "(timeout; out of time for retries)" in outcome.reason
     assert attempt.timeouts[:2] == [10.0, 10.0]
     assert 1.0 <= attempt.timeouts[-1] < 5.0  # shrunk to the remaining budget
     assert clock.now <= 1025.0
@@ -108,25 +152,23 @@ def test_each_attempt_gets_only_the_time_that_is_left() -> None:
 
 def test_no_attempt_when_time_is_already_out() -> None:
     clock = FakeClock()
-    attempt = scripted(SendOutcome(200))
-    outcome = send_with_retries(attempt, RetryPolicy(), Deadline.after(0.5, clock), rng=random.Random(0), sleep=clock.sleep)
-    assert outcome is OUT_OF_TIME and attempt.timeouts == []
+    attempt = Scripted(SendOutcome(200))
+    outcome = send_one(attempt, RetryPolicy(), Deadline.after(0.5, clock), sleep=clock.sleep)
+    assert outcome.verdict is Verdict.FAILED and OUT_OF_TIME.error in outcome.reason and attempt.timeouts == []
 
 
 def test_a_retry_after_beyond_the_deadline_gives_up_at_once() -> None:
     clock = FakeClock()
-    attempt = scripted(SendOutcome(429, retry_after=30.0), SendOutcome(200))
-    outcome = send_with_retries(attempt, RetryPolicy(), Deadline.after(10, clock), rng=random.Random(0), sleep=clock.sleep)
+    attempt = Scripted(SendOutcome(429, retry_after=30.0), SendOutcome(200))
+    outcome = send_one(attempt, RetryPolicy(), Deadline.after(10, clock), sleep=clock.sleep)
     assert outcome.status == 429 and clock.sleeps == []  # left for SQS to redeliver, no pointless wait
-    assert outcome.retryable and "out of time" in (outcome.error or "")
+    assert outcome.verdict is Verdict.FAILED and "out of time" in outcome.reason
 
 
 def test_the_limiter_is_asked_before_every_attempt() -> None:
-    calls: list[str] = []
-    attempt = scripted(SendOutcome(500), SendOutcome(200))
-    send_with_retries(attempt, RetryPolicy(), Deadline.after(60), rng=random.Random(0), sleep=lambda s: None,
-                      before_attempt=lambda: calls.append("acquire"))
-    assert calls == ["acquire", "acquire"]
+    limiter = Limiter()
+    send_one(Scripted(SendOutcome(500), SendOutcome(200)), RetryPolicy(), Deadline.after(60), limiter=limiter)
+    assert limiter.calls == 2
 
 
 def test_deadline_from_a_lambda_context_keeps_the_margin() -> None:

@@ -21,8 +21,11 @@ marks = st.text(st.sampled_from('[]{}"ab,: \n'), max_size=40)
 plain_text = st.text(st.characters(blacklist_characters='"\\', blacklist_categories=("Cs",)), max_size=6)
 #: Strings full of brackets, quotes and backslashes, as JSON writes them (escaped).
 escaped = st.lists(st.text(st.sampled_from('[]{}"\\a'), max_size=5), max_size=4).map(json.dumps)
-values = st.recursive(st.none() | st.integers() | plain_text | st.sampled_from(["[", "]]", "{x}", "a[b"]),
-                      lambda c: st.lists(c, max_size=3) | st.dictionaries(plain_text, c, max_size=3), max_leaves=30)
+values = st.recursive(
+    st.none() | st.integers() | plain_text | st.sampled_from(["[", "]]", "{x}", "a[b"]),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(plain_text, c, max_size=3),
+    max_leaves=30,
+)
 
 
 @settings(max_examples=1000, deadline=None)

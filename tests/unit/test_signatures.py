@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from segment_bridge.errors import Unauthorized
-from segment_bridge.signatures import check_timestamped_hmac, parse_timestamped_header, sign_timestamped
+from segment_bridge.ingest.signatures import check_timestamped_hmac, parse_timestamped_header, sign_timestamped
 
 SECRET = "s3cret"
 NOW = 1_800_000_000

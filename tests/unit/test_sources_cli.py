@@ -24,12 +24,19 @@ def test_messages_go_to_stdout_and_skips_to_stderr() -> None:
     assert [m["event"] for m in messages][:3] == ["Email Delivered", "Email Opened", "Email Link Clicked"]
     assert len(messages) == 7 and all(m["messageId"].startswith("sendgrid-") for m in messages)
     assert [(s["status"], s["index"]) for s in lines(result.stderr)] == [
-        ("skipped", 0), ("skipped", 1), ("skipped", 6), ("skipped", 10)]
+        ("skipped", 0),
+        ("skipped", 1),
+        ("skipped", 6),
+        ("skipped", 10),
+    ]
 
 
 def test_tenant_document_settings_and_policy_apply() -> None:
-    document = {"write_key": "ignored", "identity": {"missing_user_id": "anonymous"},
-                "sources": {"sendgrid": {"public_key": "ignored", "unmapped_events": "passthrough"}}}
+    document = {
+        "write_key": "ignored",
+        "identity": {"missing_user_id": "anonymous"},
+        "sources": {"sendgrid": {"public_key": "ignored", "unmapped_events": "passthrough"}},
+    }
     result = CliRunner().invoke(main, ["normalize", "sendgrid", SENDGRID, "--tenant-settings", json.dumps(document)])
     assert result.exit_code == 0 and len(lines(result.stdout)) == 11 and result.stderr == ""
 

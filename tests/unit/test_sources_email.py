@@ -10,8 +10,14 @@ import pytest
 
 from tests.sources_support import anonymous_id, fixture, run, run_one, sample_body, source_event
 
-SPEC_EVENTS = {"Email Delivered", "Email Opened", "Email Link Clicked", "Email Bounced", "Email Marked as Spam",
-               "Unsubscribed"}
+SPEC_EVENTS = {
+    "Email Delivered",
+    "Email Opened",
+    "Email Link Clicked",
+    "Email Bounced",
+    "Email Marked as Spam",
+    "Unsubscribed",
+}
 
 
 def assert_stable_ids(source: str, body: bytes, **kwargs: Any) -> None:
@@ -25,16 +31,28 @@ def assert_stable_ids(source: str, body: bytes, **kwargs: Any) -> None:
 
 # -- SendGrid ----------------------------------------------------------------------------------
 def sendgrid_event(**fields: Any) -> bytes:
-    event = {"email": "ada@example.com", "timestamp": 1700000000, "event": "open", "sg_event_id": "evt-1",
-             "sg_message_id": "msg-1", **fields}
+    event = {
+        "email": "ada@example.com",
+        "timestamp": 1700000000,
+        "event": "open",
+        "sg_event_id": "evt-1",
+        "sg_message_id": "msg-1",
+        **fields,
+    }
     return json.dumps([event]).encode() + b"\r\n"
 
 
 def test_sendgrid_sample_batch_maps_spec_events_and_skips_the_rest() -> None:
     result, messages = run("sendgrid", fixture("sendgrid-all-events.json"))
     assert [m["event"] for m in messages] == [
-        "Email Delivered", "Email Opened", "Email Link Clicked", "Email Bounced", "Email Marked as Spam",
-        "Unsubscribed", "Unsubscribed"]
+        "Email Delivered",
+        "Email Opened",
+        "Email Link Clicked",
+        "Email Bounced",
+        "Email Marked as Spam",
+        "Unsubscribed",
+        "Unsubscribed",
+    ]
     assert [s["index"] for s in result.skipped] == [0, 1, 6, 10]  # processed, deferred, dropped, group_resubscribe
     assert "'Email Processed'" in result.skipped[0]["reason"] and "passthrough" in result.skipped[0]["reason"]
     assert result.rejected == []
@@ -104,22 +122,58 @@ def test_sendgrid_without_user_id_under_reject_policy_is_rejected_with_a_reason(
 # -- Mailgun -----------------------------------------------------------------------------------
 MAILGUN_SAMPLES = [
     # file, event, recipient, email_id, subject, timestamp, ip
-    ("mailgun-delivered.json", "Email Delivered", "john@example.com", "20180622182958.1.48906CB188F1A454@exmple.org",
-     "Test Subject", "2018-06-22T18:29:59.626Z", None),
-    ("mailgun-opened.json", "Email Opened", "recipient@example.com", "20130821005614.19826.35976@samples.mailgun.org",
-     None, "2013-08-21T01:09:03.042Z", "111.111.111.111"),
-    ("mailgun-clicked.json", "Email Link Clicked", "recipient@example.com",
-     "20130821085807.30688.67706@samples.mailgun.org", None, "2013-08-21T08:59:24.094Z", "123.123.123.321"),
-    ("mailgun-complained.json", "Email Marked as Spam", "foo@example.com", "20130718032413.263EE2E0926@example.com",
-     "This is the subject.", "2013-08-22T23:31:00.049Z", None),
-    ("mailgun-unsubscribed.json", "Unsubscribed", "recipient@example.com",
-     "20130822232216.13966.79700@samples.mailgun.org", None, "2013-08-22T23:23:11.421Z", "23.23.23.345"),
+    (
+        "mailgun-delivered.json",
+        "Email Delivered",
+        "john@example.com",
+        "20180622182958.1.48906CB188F1A454@exmple.org",
+        "Test Subject",
+        "2018-06-22T18:29:59.626Z",
+        None,
+    ),
+    (
+        "mailgun-opened.json",
+        "Email Opened",
+        "recipient@example.com",
+        "20130821005614.19826.35976@samples.mailgun.org",
+        None,
+        "2013-08-21T01:09:03.042Z",
+        "111.111.111.111",
+    ),
+    (
+        "mailgun-clicked.json",
+        "Email Link Clicked",
+        "recipient@example.com",
+        "20130821085807.30688.67706@samples.mailgun.org",
+        None,
+        "2013-08-21T08:59:24.094Z",
+        "123.123.123.321",
+    ),
+    (
+        "mailgun-complained.json",
+        "Email Marked as Spam",
+        "foo@example.com",
+        "20130718032413.263EE2E0926@example.com",
+        "This is the subject.",
+        "2013-08-22T23:31:00.049Z",
+        None,
+    ),
+    (
+        "mailgun-unsubscribed.json",
+        "Unsubscribed",
+        "recipient@example.com",
+        "20130822232216.13966.79700@samples.mailgun.org",
+        None,
+        "2013-08-22T23:23:11.421Z",
+        "23.23.23.345",
+    ),
 ]
 
 
 @pytest.mark.parametrize("name,event,recipient,email_id,subject,timestamp,ip", MAILGUN_SAMPLES)
-def test_mailgun_samples(name: str, event: str, recipient: str, email_id: str, subject: str | None, timestamp: str,
-                         ip: str | None) -> None:
+def test_mailgun_samples(
+    name: str, event: str, recipient: str, email_id: str, subject: str | None, timestamp: str, ip: str | None
+) -> None:
     body = fixture(name)
     message = run_one("mailgun", body)
     assert message["event"] == event
@@ -129,8 +183,11 @@ def test_mailgun_samples(name: str, event: str, recipient: str, email_id: str, s
     assert message["properties"].get("email_subject") == subject
     assert message["timestamp"] == timestamp
     assert message["context"].get("ip") == ip
-    assert source_event(message) == {"tool": "mailgun", "type": json.loads(body)["event-data"]["event"],
-                                     "id": json.loads(body)["event-data"]["id"]}
+    assert source_event(message) == {
+        "tool": "mailgun",
+        "type": json.loads(body)["event-data"]["event"],
+        "id": json.loads(body)["event-data"]["id"],
+    }
     assert_stable_ids("mailgun", body)
 
 
@@ -143,9 +200,17 @@ def test_mailgun_engagement_fields() -> None:
 
 
 def mailgun_event(**fields: Any) -> bytes:
-    data = {"event": "failed", "id": "ev-1", "timestamp": 1700000000.5, "recipient": "ada@example.com",
-            "severity": "permanent", "reason": "bounce", "user-variables": {},
-            "delivery-status": {"code": 550, "description": "No such user"}, **fields}
+    data = {
+        "event": "failed",
+        "id": "ev-1",
+        "timestamp": 1700000000.5,
+        "recipient": "ada@example.com",
+        "severity": "permanent",
+        "reason": "bounce",
+        "user-variables": {},
+        "delivery-status": {"code": 550, "description": "No such user"},
+        **fields,
+    }
     return json.dumps({"signature": {}, "event-data": data}).encode()
 
 
@@ -193,11 +258,16 @@ def test_postmark_samples(name: str, event: str, ip: str | None) -> None:
 
 
 def test_postmark_fields_and_metadata_user_id() -> None:
-    click = run_one("postmark", fixture("postmark-Click.json"), settings={"user_id_field": "customer_id"}, policy="reject")
+    click = run_one(
+        "postmark", fixture("postmark-Click.json"), settings={"user_id_field": "customer_id"}, policy="reject"
+    )
     assert click["userId"] == "12345"
-    assert click["properties"] == {"email_id": "883953f4-6105-42a2-a16a-77a8eac79483",
-                                   "link_url": "https://yourdomain.com/pricing", "message_stream": "outbound",
-                                   "tags": ["welcome-email"]}
+    assert click["properties"] == {
+        "email_id": "883953f4-6105-42a2-a16a-77a8eac79483",
+        "link_url": "https://yourdomain.com/pricing",
+        "message_stream": "outbound",
+        "tags": ["welcome-email"],
+    }
     assert click["context"]["userAgent"] == "Mozilla/5.0 ..."
     bounce = run_one("postmark", fixture("postmark-Bounce.json"))
     assert bounce["properties"]["bounce_type"] == "HardBounce"
@@ -230,7 +300,12 @@ def test_mandrill_sample_batch() -> None:
     body = sample_body("mandrill")
     result, messages = run("mandrill", body)
     assert [m["event"] for m in messages] == [
-        "Email Bounced", "Email Opened", "Email Link Clicked", "Email Marked as Spam", "Unsubscribed"]
+        "Email Bounced",
+        "Email Opened",
+        "Email Link Clicked",
+        "Email Marked as Spam",
+        "Unsubscribed",
+    ]
     # send, deferral, soft_bounce, reject and the five deny/allow-list sync events
     assert [s["index"] for s in result.skipped] == [0, 1, 3, 8, 9, 10, 11, 12, 13]
     for message in messages:
@@ -251,17 +326,29 @@ def test_mandrill_sample_batch() -> None:
 
 
 def test_mandrill_passthrough_names_and_delivered() -> None:
-    result, messages = run("mandrill", sample_body("mandrill"), settings={"unmapped_events": "passthrough"})
+    _, messages = run("mandrill", sample_body("mandrill"), settings={"unmapped_events": "passthrough"})
     names = [m["event"] for m in messages]
     assert names[:4] == ["Email Sent", "Email Deferred", "Email Bounced", "Email Soft Bounced"]
-    assert names[8:] == ["Email Dropped", "Email Denylist Entry Added", "Email Denylist Entry Changed",
-                         "Email Denylist Entry Removed", "Email Allowlist Entry Added", "Email Allowlist Entry Removed"]
+    assert names[8:] == [
+        "Email Dropped",
+        "Email Denylist Entry Added",
+        "Email Denylist Entry Changed",
+        "Email Denylist Entry Removed",
+        "Email Allowlist Entry Added",
+        "Email Allowlist Entry Removed",
+    ]
     sync = messages[9]
     assert sync["context"]["traits"] == {"email": "example.webhook@mandrillapp.com"}
     assert sync["properties"] == {"reason": "hard-bounce", "detail": "Example detail"}
     assert len({m["messageId"] for m in messages}) == len(messages)
-    events = [{"event": "delivered", "_id": "m1", "ts": 1700000000,
-               "msg": {"_id": "m1", "email": "ada@example.com", "metadata": {"user_id": "u1"}}}]
+    events = [
+        {
+            "event": "delivered",
+            "_id": "m1",
+            "ts": 1700000000,
+            "msg": {"_id": "m1", "email": "ada@example.com", "metadata": {"user_id": "u1"}},
+        }
+    ]
     delivered = run_one("mandrill", urlencode({"mandrill_events": json.dumps(events)}).encode())
     assert delivered["event"] == "Email Delivered" and delivered["userId"] == "u1"
 
@@ -271,13 +358,19 @@ def test_every_mapped_email_event_uses_a_spec_name() -> None:
         assert {m["event"] for m in run(source, body)[1]} <= SPEC_EVENTS
 
 
-def test_email_fields_properties_cover_every_field_in_order() -> None:
-    # `EmailFields.properties()` names its fields one by one (it runs once per event): a field added
-    # to the dataclass must be added there too, in the same place.
-    from dataclasses import fields
+@pytest.mark.parametrize("tool", ["sendgrid", "mailgun", "postmark", "mandrill"])
+def test_email_property_tables_list_the_spec_properties_first_in_spec_order(tool: str) -> None:
+    """Every email tool's tables read the Email spec's properties in `email.PROPERTY_ORDER`, then
+    the tool's own extras: one order for every tool, so messages read alike whichever tool sent them."""
+    import importlib
 
-    from segment_bridge.sources.email import EmailFields
+    from segment_bridge.ingest.sources.email import PROPERTY_ORDER
 
-    names = [f.name for f in fields(EmailFields) if f.name != "extra"]
-    values = EmailFields(**{name: f"v-{name}" for name in names}, extra={"tags": ["a"]}).properties()
-    assert list(values.items()) == [(name, f"v-{name}") for name in names] + [("tags", ["a"])]
+    module = importlib.import_module(f"segment_bridge.ingest.sources.{tool}")
+    tables = [value for name, value in vars(module).items() if name.endswith("PROPERTIES")]
+    assert tables, tool
+    for table in tables:
+        names = [name for name, _ in table]
+        spec_names = [name for name in names if name in PROPERTY_ORDER]
+        assert spec_names == sorted(spec_names, key=PROPERTY_ORDER.index), (tool, names)
+        assert names[: len(spec_names)] == spec_names, (tool, names)  # extras after the spec's own

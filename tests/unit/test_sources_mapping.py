@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import random
+from datetime import UTC
 from typing import Any
 
 import boto3
@@ -14,11 +15,12 @@ from hypothesis import strategies as st
 from moto import mock_aws
 from twilio.request_validator import RequestValidator
 
-from segment_bridge.normalize import Integration, normalize
-from segment_bridge.replay import DynamoDbReplayGuard, InMemoryReplayGuard
-from segment_bridge.signatures import hmac_digest, url_params_payload, url_port_variants
-from segment_bridge.sources import SOURCES, MappedEvent, Rejected, Skipped, SourceSettings
-from segment_bridge.sources.mapping import (
+from segment_bridge.events import MappedEvent, Rejected, Skipped
+from segment_bridge.ingest.normalize import Integration, normalize
+from segment_bridge.ingest.replay import DynamoDBReplayGuard, InMemoryReplayGuard
+from segment_bridge.ingest.signatures import hmac_digest, url_params_payload, url_port_variants
+from segment_bridge.ingest.sources import SOURCES, SourceSettings
+from segment_bridge.ingest.sources.mapping import (
     SOURCE_EVENT_CONTEXT_KEY,
     EventTable,
     ToolEvent,
@@ -26,7 +28,6 @@ from segment_bridge.sources.mapping import (
     from_minor_units,
     from_unix,
     proper_case,
-    tool_message,
 )
 from segment_bridge.tenants import TenantConfig
 
@@ -42,18 +43,21 @@ def test_unix_times_become_iso_utc_and_nonsense_becomes_none() -> None:
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.integers(-10**12, 10**13) | st.floats(allow_nan=True, allow_infinity=True)
-       | st.integers(0, 2 * 10**9).map(str) | st.floats(0, 2e9).map(repr))
+@given(
+    st.integers(-(10**12), 10**13)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.integers(0, 2 * 10**9).map(str)
+    | st.floats(0, 2e9).map(repr)
+)
 def test_unix_times_of_whole_seconds_format_as_the_datetime_would(value: Any) -> None:
     """from_unix formats whole seconds with time.strftime; it must equal the datetime formatting."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     try:
-        expected = datetime.fromtimestamp(float(value), tz=timezone.utc).isoformat().replace("+00:00", "Z")
+        expected = datetime.fromtimestamp(float(value), tz=UTC).isoformat().replace("+00:00", "Z")
     except (TypeError, ValueError, OverflowError, OSError):
         expected = None
     assert from_unix(value) == expected
-
 
 
 @settings(max_examples=300, deadline=None)
@@ -61,11 +65,11 @@ def test_unix_times_of_whole_seconds_format_as_the_datetime_would(value: Any) ->
 def test_unix_times_close_together_format_as_the_datetime_would(start: int, offsets: list[int]) -> None:
     """Nearby times share a cached minute (a webhook's events do): hits, misses and minute, hour or
     day boundaries all give the datetime formatting."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     for value in [start, *(start + offset for offset in offsets)]:
         try:
-            expected = datetime.fromtimestamp(value, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+            expected = datetime.fromtimestamp(value, tz=UTC).isoformat().replace("+00:00", "Z")
         except (ValueError, OverflowError, OSError):
             expected = None
         assert from_unix(value) == expected
@@ -78,9 +82,19 @@ def compact_by_definition(values: dict[str, Any]) -> dict[str, Any]:
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.dictionaries(st.text(max_size=3), st.none() | st.booleans() | st.integers(-1, 1) | st.floats(-1, 1)
-                       | st.text(max_size=2) | st.lists(st.integers(), max_size=1)
-                       | st.dictionaries(st.text(max_size=1), st.integers(), max_size=1), max_size=6))
+@given(
+    st.dictionaries(
+        st.text(max_size=3),
+        st.none()
+        | st.booleans()
+        | st.integers(-1, 1)
+        | st.floats(-1, 1)
+        | st.text(max_size=2)
+        | st.lists(st.integers(), max_size=1)
+        | st.dictionaries(st.text(max_size=1), st.integers(), max_size=1),
+        max_size=6,
+    )
+)
 def test_compact_drops_exactly_the_missing_values_in_order(values: dict[str, Any]) -> None:
     """Both of compact's paths (a copy when every value is truthy, the filter otherwise)."""
     result = compact(values)
@@ -89,13 +103,29 @@ def test_compact_drops_exactly_the_missing_values_in_order(values: dict[str, Any
     assert result is not values
 
 
-def compact_tool_message(body: dict[str, Any], tool: str, kind: str, tool_id: str | None, key: str | None,
-                         timestamp: str | None, user_id: str | None = None, email: str | None = None,
-                         phone: str | None = None, ip: str | None = None, user_agent: str | None = None) -> MappedEvent:
-    """The message shape as `compact` defines it (what `tool_message` spells out field by field)."""
+def compact_tool_message(
+    body: dict[str, Any],
+    tool: str,
+    kind: str,
+    tool_id: str | None,
+    key: str | None,
+    timestamp: str | None,
+    user_id: str | None = None,
+    email: str | None = None,
+    phone: str | None = None,
+    ip: str | None = None,
+    user_agent: str | None = None,
+) -> MappedEvent:
+    """The message shape as `compact` defines it (what `ToolEvent.message` spells out field by field)."""
     recipient = compact({"email": email, "phone": phone})
-    context = compact({"traits": recipient, "ip": ip, "userAgent": user_agent,
-                       SOURCE_EVENT_CONTEXT_KEY: compact({"tool": tool, "type": kind, "id": tool_id})})
+    context = compact(
+        {
+            "traits": recipient,
+            "ip": ip,
+            "userAgent": user_agent,
+            SOURCE_EVENT_CONTEXT_KEY: compact({"tool": tool, "type": kind, "id": tool_id}),
+        }
+    )
     message = compact({**body, "userId": user_id, "timestamp": timestamp, "context": context})
     return MappedEvent(message, key, dict(recipient))
 
@@ -104,21 +134,37 @@ optional_text = st.none() | st.sampled_from(["", "x", "a@b.co", "0", " "])
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.fixed_dictionaries({"type": st.sampled_from(["track", "identify"])},
-                             optional={"event": st.sampled_from(["E", ""]),
-                                       "properties": st.dictionaries(st.sampled_from("abc"), optional_text),
-                                       "traits": st.dictionaries(st.sampled_from("abc"), optional_text)}),
-       st.lists(optional_text, min_size=10, max_size=10))
-def test_tool_message_is_the_compacted_shape(body: dict[str, Any], fields: list[str | None]) -> None:
+@given(
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["track", "identify"])},
+        optional={
+            "event": st.sampled_from(["E", ""]),
+            "properties": st.dictionaries(st.sampled_from("abc"), optional_text),
+            "traits": st.dictionaries(st.sampled_from("abc"), optional_text),
+        },
+    ),
+    st.lists(optional_text, min_size=10, max_size=10),
+)
+def test_tool_event_message_is_the_compacted_shape(body: dict[str, Any], fields: list[str | None]) -> None:
     tool, kind = fields[0] or "tool", fields[1] or "kind"
     args = (tool, kind, *fields[2:])
-    assert tool_message(dict(body), *args) == compact_tool_message(dict(body), *args)
+    assert ToolEvent(*args).message(dict(body)) == compact_tool_message(dict(body), *args)
 
 
-@pytest.mark.parametrize("amount,currency,expected", [
-    (3000, "usd", 30.0), (1999, "EUR", 19.99), (500, "jpy", 500), (1000, "KRW", 1000), (5120, "kwd", 5.12),
-    (100, "isk", 1.0), (7, None, 0.07), ("100", "usd", None), (True, "usd", None),
-])
+@pytest.mark.parametrize(
+    "amount,currency,expected",
+    [
+        (3000, "usd", 30.0),
+        (1999, "EUR", 19.99),
+        (500, "jpy", 500),
+        (1000, "KRW", 1000),
+        (5120, "kwd", 5.12),
+        (100, "isk", 1.0),
+        (7, None, 0.07),
+        ("100", "usd", None),
+        (True, "usd", None),
+    ],
+)
 def test_minor_units(amount: Any, currency: str | None, expected: Any) -> None:
     assert from_minor_units(amount, currency) == expected
 
@@ -139,9 +185,12 @@ def test_event_table_maps_skips_or_passes_through() -> None:
     event = ToolEvent(tool="tool", kind="open", tool_id="1", key="1", timestamp=None, email="a@example.com")
     mapped = table.track(event, {"email_id": "m", "empty": None}, SKIP)
     assert isinstance(mapped, MappedEvent)
-    assert mapped.message == {"type": "track", "event": "Email Opened", "properties": {"email_id": "m"},
-                              "context": {"traits": {"email": "a@example.com"},
-                                          "source_event": {"tool": "tool", "type": "open", "id": "1"}}}
+    assert mapped.message == {
+        "type": "track",
+        "event": "Email Opened",
+        "properties": {"email_id": "m"},
+        "context": {"traits": {"email": "a@example.com"}, "source_event": {"tool": "tool", "type": "open", "id": "1"}},
+    }
     assert mapped.identity_hints == {"email": "a@example.com"} and mapped.event_key == "1"
 
 
@@ -160,10 +209,13 @@ def test_in_memory_guard_binds_a_token_to_its_first_body_until_it_expires() -> N
 def test_dynamodb_guard_is_a_conditional_put() -> None:
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        dynamodb.create_table(TableName="replay", BillingMode="PAY_PER_REQUEST",
-                              KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
-                              AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}])
-        guard = DynamoDbReplayGuard("replay", dynamodb)
+        dynamodb.create_table(
+            TableName="replay",
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}],
+        )
+        guard = DynamoDBReplayGuard("replay", dynamodb)
         assert guard.claim("t1", "body-a", now=100, expires_at=400)
         assert guard.claim("t1", "body-a", now=150, expires_at=400)
         assert not guard.claim("t1", "body-b", now=200, expires_at=400)
@@ -177,7 +229,9 @@ params_strategy = st.dictionaries(st.text(min_size=1, max_size=8), st.text(max_s
 
 
 @given(params=params_strategy, seed=st.integers())
-def test_url_params_payload_ignores_param_order_and_matches_twilios_validator(params: dict[str, str], seed: int) -> None:
+def test_url_params_payload_ignores_param_order_and_matches_twilios_validator(
+    params: dict[str, str], seed: int
+) -> None:
     pairs = list(params.items())
     shuffled = pairs[:]
     random.Random(seed).shuffle(shuffled)
@@ -201,31 +255,107 @@ json_values = st.recursive(
 
 #: The fields each adapter reads, so generated events reach past the first type check.
 FIELDS = {
-    "sendgrid": ["event", "email", "timestamp", "sg_event_id", "sg_message_id", "type", "ip", "useragent", "url",
-                 "asm_group_id", "category", "sg_machine_open", "user_id", "marketing_campaign_id"],
-    "mailgun": ["event", "id", "timestamp", "recipient", "severity", "reason", "delivery-status", "message",
-                "campaigns", "tags", "user-variables", "ip", "client-info", "url", "mailing-list"],
-    "postmark": ["RecordType", "Type", "MessageID", "ID", "Recipient", "Email", "DeliveredAt", "ReceivedAt",
-                 "BouncedAt", "ChangedAt", "Metadata", "Geo", "UserAgent", "OriginalLink", "SuppressSending",
-                 "SuppressionReason", "Tag", "Subject", "Details"],
+    "sendgrid": [
+        "event",
+        "email",
+        "timestamp",
+        "sg_event_id",
+        "sg_message_id",
+        "type",
+        "ip",
+        "useragent",
+        "url",
+        "asm_group_id",
+        "category",
+        "sg_machine_open",
+        "user_id",
+        "marketing_campaign_id",
+    ],
+    "mailgun": [
+        "event",
+        "id",
+        "timestamp",
+        "recipient",
+        "severity",
+        "reason",
+        "delivery-status",
+        "message",
+        "campaigns",
+        "tags",
+        "user-variables",
+        "ip",
+        "client-info",
+        "url",
+        "mailing-list",
+    ],
+    "postmark": [
+        "RecordType",
+        "Type",
+        "MessageID",
+        "ID",
+        "Recipient",
+        "Email",
+        "DeliveredAt",
+        "ReceivedAt",
+        "BouncedAt",
+        "ChangedAt",
+        "Metadata",
+        "Geo",
+        "UserAgent",
+        "OriginalLink",
+        "SuppressSending",
+        "SuppressionReason",
+        "Tag",
+        "Subject",
+        "Details",
+    ],
     "mandrill": ["event", "_id", "ts", "msg", "ip", "user_agent", "url", "type", "action", "reject", "entry"],
     "stripe": ["id", "type", "created", "data"],
     "spec": ["type", "event", "userId", "anonymousId", "properties", "timestamp"],
 }
-KNOWN_VALUES = st.sampled_from(["open", "click", "bounce", "failed", "Bounce", "SubscriptionChange", "delivered",
-                                "checkout.session.completed", "charge.refunded", "customer.created", "blacklist",
-                                "add", "track", "blocked", "permanent", "suppress-bounce", "paid"])
+KNOWN_VALUES = st.sampled_from(
+    [
+        "open",
+        "click",
+        "bounce",
+        "failed",
+        "Bounce",
+        "SubscriptionChange",
+        "delivered",
+        "checkout.session.completed",
+        "charge.refunded",
+        "customer.created",
+        "blacklist",
+        "add",
+        "track",
+        "blocked",
+        "permanent",
+        "suppress-bounce",
+        "paid",
+    ]
+)
 
 
 def events_for(source: str) -> st.SearchStrategy[Any]:
     if source == "twilio":
-        params = st.dictionaries(st.sampled_from(["MessageStatus", "MessageSid", "To", "From", "ErrorCode"]),
-                                 st.text(max_size=12) | KNOWN_VALUES)
-        return st.fixed_dictionaries({"params": params | json_values, "query": json_values,
-                                      "received_at": st.floats() | st.integers() | st.none()}) | json_values
+        params = st.dictionaries(
+            st.sampled_from(["MessageStatus", "MessageSid", "To", "From", "ErrorCode"]),
+            st.text(max_size=12) | KNOWN_VALUES,
+        )
+        return (
+            st.fixed_dictionaries(
+                {
+                    "params": params | json_values,
+                    "query": json_values,
+                    "received_at": st.floats() | st.integers() | st.none(),
+                }
+            )
+            | json_values
+        )
     fields = st.dictionaries(st.sampled_from(FIELDS[source]), json_values | KNOWN_VALUES, max_size=8)
-    nested = st.fixed_dictionaries({"data": st.fixed_dictionaries({"object": json_values}), "type": KNOWN_VALUES,
-                                    "id": st.text(max_size=5)})
+    nested = st.fixed_dictionaries(
+        {"data": st.fixed_dictionaries({"object": json_values}), "type": KNOWN_VALUES, "id": st.text(max_size=5)}
+    )
     return fields | nested | json_values
 
 
@@ -248,7 +378,7 @@ def test_any_event_maps_skips_or_is_rejected_never_crashes(source: str, data: st
 
 def test_registry_loads_each_source_once_under_its_own_name() -> None:
     # Sources are imported on first use (cold start); every name must resolve, to one instance.
-    from segment_bridge.sources import REGISTRY, get_source
+    from segment_bridge.ingest.sources import REGISTRY, get_source
 
     assert list(SOURCES) == list(REGISTRY) and len(SOURCES) == len(REGISTRY)
     for name in REGISTRY:

@@ -13,16 +13,29 @@ SID = "SMXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"
 
 # -- Twilio ------------------------------------------------------------------------------------
 def twilio_body(**changes: str) -> bytes:
-    params = {"AccountSid": "AC1", "ApiVersion": "2010-04-01", "From": "+15017122661", "MessageSid": SID,
-              "MessageStatus": "delivered", "SmsSid": SID, "SmsStatus": "delivered", "To": "+15558675310", **changes}
+    params = {
+        "AccountSid": "AC1",
+        "ApiVersion": "2010-04-01",
+        "From": "+15017122661",
+        "MessageSid": SID,
+        "MessageStatus": "delivered",
+        "SmsSid": SID,
+        "SmsStatus": "delivered",
+        "To": "+15558675310",
+        **changes,
+    }
     return urlencode(params).encode()
 
 
 def test_twilio_delivered_sample() -> None:
     message = run_one("twilio", sample_body("twilio"))
     assert message["type"] == "track" and message["event"] == "SMS Delivered"
-    assert message["properties"] == {"message_id": SID, "to": "+15558675310", "from": "+15017122661",
-                                     "status": "delivered"}
+    assert message["properties"] == {
+        "message_id": SID,
+        "to": "+15558675310",
+        "from": "+15017122661",
+        "status": "delivered",
+    }
     assert message["context"]["traits"] == {"phone": "+15558675310"}
     assert message["anonymousId"] == anonymous_id("phone", "+15558675310")
     assert source_event(message) == {"tool": "twilio", "type": "delivered", "id": SID}
@@ -32,11 +45,14 @@ def test_twilio_delivered_sample() -> None:
 
 
 def test_twilio_undelivered_carries_the_error_code_and_each_status_gets_its_own_id() -> None:
-    undelivered = run_one("twilio", twilio_body(MessageStatus="undelivered", SmsStatus="undelivered", ErrorCode="30003"))
+    undelivered = run_one(
+        "twilio", twilio_body(MessageStatus="undelivered", SmsStatus="undelivered", ErrorCode="30003")
+    )
     assert undelivered["event"] == "SMS Undelivered"
     assert undelivered["properties"]["error_code"] == "30003" and undelivered["properties"]["status"] == "undelivered"
-    names = {status: run_one("twilio", twilio_body(MessageStatus=status))["event"]
-             for status in ("sent", "failed", "read")}
+    names = {
+        status: run_one("twilio", twilio_body(MessageStatus=status))["event"] for status in ("sent", "failed", "read")
+    }
     assert names == {"sent": "SMS Sent", "failed": "SMS Failed", "read": "SMS Read"}
     ids = {run_one("twilio", twilio_body(MessageStatus=s))["messageId"] for s in ("sent", "delivered", "failed")}
     assert len(ids) == 3
@@ -45,8 +61,12 @@ def test_twilio_undelivered_carries_the_error_code_and_each_status_gets_its_own_
 def test_twilio_intermediate_statuses_are_skipped_or_passed_through() -> None:
     result, messages = run("twilio", twilio_body(MessageStatus="queued"))
     assert messages == [] and "'SMS Queued'" in result.skipped[0]["reason"]
-    assert run_one("twilio", twilio_body(MessageStatus="partially_delivered"),
-                   settings={"unmapped_events": "passthrough"})["event"] == "SMS Partially Delivered"
+    assert (
+        run_one(
+            "twilio", twilio_body(MessageStatus="partially_delivered"), settings={"unmapped_events": "passthrough"}
+        )["event"]
+        == "SMS Partially Delivered"
+    )
 
 
 def test_twilio_user_id_rides_on_the_callback_query_and_whatsapp_numbers_become_phones() -> None:
@@ -69,22 +89,38 @@ def test_stripe_paid_checkout_is_order_completed() -> None:
     assert message["properties"] == {
         "checkout_id": "cs_test_0000000000000000000000000000000000000000000000000000000000",
         "order_id": "pi_000000000000000000000000",
-        "subtotal": 30.0, "total": 30.0, "revenue": 30.0, "tax": 0.0, "shipping": 0.0, "discount": 0.0,
+        "subtotal": 30.0,
+        "total": 30.0,
+        "revenue": 30.0,
+        "tax": 0.0,
+        "shipping": 0.0,
+        "discount": 0.0,
         "currency": "USD",
     }
     assert message["timestamp"] == "2022-03-26T18:39:19.000Z"
     assert message["context"]["traits"] == {"email": "stripe@example.com"}
     assert message["anonymousId"] == anonymous_id("email", "stripe@example.com")  # metadata is {}: no userId
-    assert source_event(message) == {"tool": "stripe", "type": "checkout.session.completed",
-                                     "id": "evt_000000000000000000000000"}
+    assert source_event(message) == {
+        "tool": "stripe",
+        "type": "checkout.session.completed",
+        "id": "evt_000000000000000000000000",
+    }
     assert run_one("stripe", fixture("stripe-checkout.session.completed.json"))["messageId"] == message["messageId"]
 
 
 def test_stripe_amounts_respect_zero_and_three_decimal_currencies_and_revenue_excludes_tax_and_shipping() -> None:
     details = {"amount_discount": 0, "amount_shipping": 500, "amount_tax": 250}
-    usd = run_one("stripe", stripe_variant("stripe-checkout.session.completed.json", amount_subtotal=1999,
-                                           amount_total=2749, total_details=details))
-    assert (usd["properties"]["total"], usd["properties"]["revenue"], usd["properties"]["subtotal"]) == (27.49, 19.99, 19.99)
+    usd = run_one(
+        "stripe",
+        stripe_variant(
+            "stripe-checkout.session.completed.json", amount_subtotal=1999, amount_total=2749, total_details=details
+        ),
+    )
+    assert (usd["properties"]["total"], usd["properties"]["revenue"], usd["properties"]["subtotal"]) == (
+        27.49,
+        19.99,
+        19.99,
+    )
     assert (usd["properties"]["shipping"], usd["properties"]["tax"]) == (5.0, 2.5)
     jpy = run_one("stripe", stripe_variant("stripe-checkout.session.completed.json", currency="jpy", amount_total=500))
     assert jpy["properties"]["total"] == 500 and jpy["properties"]["currency"] == "JPY"
@@ -117,8 +153,15 @@ def test_stripe_refund_is_order_refunded_for_this_refund_amount() -> None:
     assert message["event"] == "Order Refunded"
     assert message["properties"] == {"order_id": "ch_000000000000000000000000", "total": 1.0, "currency": "USD"}
     assert message["timestamp"] == "2022-03-26T18:39:09.000Z"
-    event = json.loads(stripe_variant("stripe-charge.refunded.json", amount=5000, amount_refunded=3000,
-                                      payment_intent="pi_1", receipt_email="ada@example.com"))
+    event = json.loads(
+        stripe_variant(
+            "stripe-charge.refunded.json",
+            amount=5000,
+            amount_refunded=3000,
+            payment_intent="pi_1",
+            receipt_email="ada@example.com",
+        )
+    )
     event["data"]["previous_attributes"]["amount_refunded"] = 1000  # a second, partial refund
     second = run_one("stripe", json.dumps(event).encode())
     assert second["properties"] == {"order_id": "pi_1", "total": 20.0, "currency": "USD"}
@@ -128,17 +171,37 @@ def test_stripe_refund_is_order_refunded_for_this_refund_amount() -> None:
 def test_stripe_customer_is_an_identify() -> None:
     result, _ = run("stripe", fixture("stripe-customer.created.json"))  # no email, no metadata
     assert result.rejected == [{"index": 0, "message": "userId or anonymousId is required"}]
-    address = {"line1": "1 Main St", "line2": "Apt 2", "city": "Springfield", "state": "IL", "postal_code": "62701",
-               "country": "US"}
-    body = stripe_variant("stripe-customer.created.json", metadata={"user_id": "u-9"}, email="ada@example.com",
-                          name="Ada Lovelace", phone="+15550100", address=address)
+    address = {
+        "line1": "1 Main St",
+        "line2": "Apt 2",
+        "city": "Springfield",
+        "state": "IL",
+        "postal_code": "62701",
+        "country": "US",
+    }
+    body = stripe_variant(
+        "stripe-customer.created.json",
+        metadata={"user_id": "u-9"},
+        email="ada@example.com",
+        name="Ada Lovelace",
+        phone="+15550100",
+        address=address,
+    )
     message = run_one("stripe", body, policy="reject")
     assert message["type"] == "identify" and message["userId"] == "u-9"
     assert message["traits"] == {
-        "email": "ada@example.com", "name": "Ada Lovelace", "phone": "+15550100",
-        "address": {"street": "1 Main St, Apt 2", "city": "Springfield", "state": "IL", "postal_code": "62701",
-                    "country": "US"},
-        "created_at": "2022-03-26T18:41:47Z", "stripe_customer_id": "cus_00000000000000",
+        "email": "ada@example.com",
+        "name": "Ada Lovelace",
+        "phone": "+15550100",
+        "address": {
+            "street": "1 Main St, Apt 2",
+            "city": "Springfield",
+            "state": "IL",
+            "postal_code": "62701",
+            "country": "US",
+        },
+        "created_at": "2022-03-26T18:41:47Z",
+        "stripe_customer_id": "cus_00000000000000",
     }
     assert message["timestamp"] == "2022-03-26T18:41:47.000Z"
     assert message["context"]["traits"] == {"email": "ada@example.com", "phone": "+15550100"}

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -15,9 +16,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from twilio.request_validator import RequestValidator
 
 from segment_bridge.errors import Unauthorized
-from segment_bridge.replay import InMemoryReplayGuard
-from segment_bridge.sources import SOURCES, VerifyContext, WebhookRequest
-from segment_bridge.sources.mailgun import MailgunSource
+from segment_bridge.events import WebhookRequest
+from segment_bridge.ingest.replay import InMemoryReplayGuard
+from segment_bridge.ingest.sources import SOURCES, VerifyContext
+from segment_bridge.ingest.sources.mailgun import MailgunSource
 from segment_bridge.tenants import TenantConfig
 from segment_bridge_tools.signing import public_key_base64, sign
 from tests.sources_support import fixture, sample_body
@@ -30,10 +32,23 @@ def ctx(now: float = NOW) -> VerifyContext:
     return VerifyContext(TOLERANCE, lambda: now)
 
 
-def request(source: str, body: bytes, headers: dict[str, str], url: str = "", query: dict[str, str] | None = None,
-            tenant: str = "acme") -> WebhookRequest:
-    return WebhookRequest(source=source, tenant=tenant, method="POST", body=body,
-                          headers={k.lower(): v for k, v in headers.items()}, query=query or {}, url=url)
+def request(
+    source: str,
+    body: bytes,
+    headers: dict[str, str],
+    url: str = "",
+    query: dict[str, str] | None = None,
+    tenant: str = "acme",
+) -> WebhookRequest:
+    return WebhookRequest(
+        source=source,
+        tenant=tenant,
+        method="POST",
+        body=body,
+        headers={k.lower(): v for k, v in headers.items()},
+        query=query or {},
+        url=url,
+    )
 
 
 def verify(source: str, req: WebhookRequest, settings: dict[str, Any], now: float = NOW) -> None:
@@ -69,20 +84,28 @@ def test_sendgrid_ecdsa_over_timestamp_and_raw_crlf_body() -> None:
     headers = sendgrid_signed(body)
     verify("sendgrid", request("sendgrid", body, headers), SENDGRID_SETTINGS)
     # The signature is over the bytes as sent: re-serialized JSON (or the CRLF dropped) does not verify.
-    assert_each_unauthorized("sendgrid", [(other, headers, SENDGRID_SETTINGS)
-                                          for other in (body.rstrip(b"\r\n"), json.dumps(json.loads(body)).encode())])
+    assert_each_unauthorized(
+        "sendgrid",
+        [
+            (other, headers, SENDGRID_SETTINGS)
+            for other in (body.rstrip(b"\r\n"), json.dumps(json.loads(body)).encode())
+        ],
+    )
 
 
 def test_sendgrid_rejections() -> None:
     body = b'[{"event":"open"}]\r\n'
     headers = sendgrid_signed(body)
-    assert_each_unauthorized("sendgrid", [
-        (body.replace(b"open", b"opex"), headers, SENDGRID_SETTINGS),
-        (body, sendgrid_signed(body, key=ec.generate_private_key(ec.SECP256R1())), SENDGRID_SETTINGS),
-        (body, without(headers, "X-Twilio-Email-Event-Webhook-Signature"), SENDGRID_SETTINGS),
-        (body, without(headers, "X-Twilio-Email-Event-Webhook-Timestamp"), SENDGRID_SETTINGS),
-        (body, {**headers, "X-Twilio-Email-Event-Webhook-Signature": "bm90IGEgc2lnbmF0dXJl"}, SENDGRID_SETTINGS),
-    ])
+    assert_each_unauthorized(
+        "sendgrid",
+        [
+            (body.replace(b"open", b"opex"), headers, SENDGRID_SETTINGS),
+            (body, sendgrid_signed(body, key=ec.generate_private_key(ec.SECP256R1())), SENDGRID_SETTINGS),
+            (body, without(headers, "X-Twilio-Email-Event-Webhook-Signature"), SENDGRID_SETTINGS),
+            (body, without(headers, "X-Twilio-Email-Event-Webhook-Timestamp"), SENDGRID_SETTINGS),
+            (body, {**headers, "X-Twilio-Email-Event-Webhook-Signature": "bm90IGEgc2lnbmF0dXJl"}, SENDGRID_SETTINGS),
+        ],
+    )
     with pytest.raises(Unauthorized, match="window"):
         verify("sendgrid", request("sendgrid", body, sendgrid_signed(body, now=NOW - 301)), SENDGRID_SETTINGS)
 
@@ -94,8 +117,9 @@ def test_sendgrid_settings_refuse_a_key_that_is_not_p256() -> None:
         SOURCES["sendgrid"].settings_for(tenant)
     p384 = public_key_base64(ec.generate_private_key(ec.SECP384R1()))
     with pytest.raises(Unauthorized):
-        SOURCES["sendgrid"].settings_for(TenantConfig.model_validate(
-            {"write_key": "wk", "sources": {"sendgrid": {"public_key": p384}}}))
+        SOURCES["sendgrid"].settings_for(
+            TenantConfig.model_validate({"write_key": "wk", "sources": {"sendgrid": {"public_key": p384}}})
+        )
 
 
 # -- Mailgun -----------------------------------------------------------------------------------
@@ -103,23 +127,47 @@ MAILGUN_SAMPLE_KEY = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"
 SAMPLE_SIGNED_AT = 1403645220
 
 
-def mailgun(guard: InMemoryReplayGuard | None = None) -> MailgunSource:
-    return MailgunSource(guard or InMemoryReplayGuard())
+@dataclass
+class Mailgun:
+    """The Mailgun source and the replay guard its deployment gives it (one "instance")."""
+
+    source: MailgunSource = field(default_factory=MailgunSource)
+    guard: InMemoryReplayGuard = field(default_factory=InMemoryReplayGuard)
 
 
-def mailgun_verify(source: MailgunSource, body: bytes, key: str = MAILGUN_SAMPLE_KEY, now: float = SAMPLE_SIGNED_AT + 5,
-                   tenant: str = "acme") -> None:
-    settings = source.settings_model.model_validate({"signing_key": key})
-    source.verify(request("mailgun", body, {}, tenant=tenant), settings, ctx(now))
+def mailgun() -> Mailgun:
+    return Mailgun()
 
 
-@pytest.mark.parametrize("name", ["mailgun-delivered.json", "mailgun-opened.json", "mailgun-clicked.json",
-                                  "mailgun-failed-permanent.json", "mailgun-complained.json",
-                                  "mailgun-unsubscribed.json"])
+def mailgun_verify(
+    instance: Mailgun,
+    body: bytes,
+    key: str = MAILGUN_SAMPLE_KEY,
+    now: float = SAMPLE_SIGNED_AT + 5,
+    tenant: str = "acme",
+) -> None:
+    settings = instance.source.settings_model.model_validate({"signing_key": key})
+    instance.source.verify(
+        request("mailgun", body, {}, tenant=tenant), settings, VerifyContext(TOLERANCE, lambda: now, instance.guard)
+    )
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "mailgun-delivered.json",
+        "mailgun-opened.json",
+        "mailgun-clicked.json",
+        "mailgun-failed-permanent.json",
+        "mailgun-complained.json",
+        "mailgun-unsubscribed.json",
+    ],
+)
 def test_mailgun_samples_verify_with_the_documented_key(name: str) -> None:
     signature = json.loads(fixture(name))["signature"]
-    expected = hmac.new(MAILGUN_SAMPLE_KEY.encode(), (signature["timestamp"] + signature["token"]).encode(),
-                        hashlib.sha256).hexdigest()
+    expected = hmac.new(
+        MAILGUN_SAMPLE_KEY.encode(), (signature["timestamp"] + signature["token"]).encode(), hashlib.sha256
+    ).hexdigest()
     assert signature["signature"] == expected  # the documented algorithm, by hand
     mailgun_verify(mailgun(), fixture(name))
 
@@ -161,9 +209,19 @@ def test_postmark_basic_credentials() -> None:
     headers, signed_body = sign("postmark", body, POSTMARK)
     assert headers["Authorization"] == basic("hook", "p@ss:word")["Authorization"] and signed_body == body
     verify("postmark", request("postmark", body, headers), POSTMARK)
-    assert_each_unauthorized("postmark", [
-        (body, bad, POSTMARK) for bad in (basic("hook", "wrong"), basic("other", "p@ss:word"), {},
-                                          {"Authorization": "Bearer abc"}, {"Authorization": "Basic !!!"})])
+    assert_each_unauthorized(
+        "postmark",
+        [
+            (body, bad, POSTMARK)
+            for bad in (
+                basic("hook", "wrong"),
+                basic("other", "p@ss:word"),
+                {},
+                {"Authorization": "Bearer abc"},
+                {"Authorization": "Basic !!!"},
+            )
+        ],
+    )
 
 
 # -- Mandrill ----------------------------------------------------------------------------------
@@ -176,19 +234,26 @@ def test_mandrill_signature_follows_the_documented_algorithm() -> None:
     headers, _ = sign("mandrill", body, MANDRILL)
     events = json.dumps(json.loads(fixture("mandrill-all-events.mandrill_events.json")))
     # Mandrill's reference: base64(HMAC-SHA1(key, url + "mandrill_events" + <decoded value>)).
-    expected = base64.b64encode(hmac.new(b"mandrill-key", (MANDRILL_URL + "mandrill_events" + events).encode(),
-                                         hashlib.sha1).digest()).decode()
+    expected = base64.b64encode(
+        hmac.new(b"mandrill-key", (MANDRILL_URL + "mandrill_events" + events).encode(), hashlib.sha1).digest()
+    ).decode()
     assert headers["X-Mandrill-Signature"] == expected
     verify("mandrill", request("mandrill", body, headers, url="https://internal/Prod/x"), MANDRILL)
     with pytest.raises(Unauthorized):  # without `url`, the request's own URL is what counts
-        verify("mandrill", request("mandrill", body, headers, url="https://internal/Prod/x"),
-               {"webhook_key": "mandrill-key"})
+        verify(
+            "mandrill",
+            request("mandrill", body, headers, url="https://internal/Prod/x"),
+            {"webhook_key": "mandrill-key"},
+        )
     verify("mandrill", request("mandrill", body, headers, url=MANDRILL_URL), {"webhook_key": "mandrill-key"})
-    assert_each_unauthorized("mandrill", [
-        (body[:-3], headers, MANDRILL),
-        (body, without(headers, "X-Mandrill-Signature"), MANDRILL),
-        (body, sign("mandrill", body, {**MANDRILL, "webhook_key": "other"})[0], MANDRILL),
-    ])
+    assert_each_unauthorized(
+        "mandrill",
+        [
+            (body[:-3], headers, MANDRILL),
+            (body, without(headers, "X-Mandrill-Signature"), MANDRILL),
+            (body, sign("mandrill", body, {**MANDRILL, "webhook_key": "other"})[0], MANDRILL),
+        ],
+    )
 
 
 # -- Twilio ------------------------------------------------------------------------------------
@@ -222,12 +287,15 @@ def test_twilio_rejections() -> None:
     body = sample_body("twilio")
     headers, _ = sign("twilio", body, TWILIO)
     tampered = body.replace(b"delivered", b"failed")
-    assert_each_unauthorized("twilio", [
-        (tampered, headers, TWILIO),
-        (body, without(headers, "X-Twilio-Signature"), TWILIO),
-        (body, headers, {**TWILIO, "auth_token": "54321"}),
-        (body, headers, {**TWILIO, "url": TWILIO_URL + "/other"}),
-    ])
+    assert_each_unauthorized(
+        "twilio",
+        [
+            (tampered, headers, TWILIO),
+            (body, without(headers, "X-Twilio-Signature"), TWILIO),
+            (body, headers, {**TWILIO, "auth_token": "54321"}),
+            (body, headers, {**TWILIO, "url": TWILIO_URL + "/other"}),
+        ],
+    )
 
 
 # -- Stripe ------------------------------------------------------------------------------------
@@ -248,10 +316,13 @@ def test_stripe_sdk_and_our_scheme_agree() -> None:
 def test_stripe_rejections() -> None:
     body = fixture("stripe-charge.refunded.json")
     headers = sign("stripe", body, STRIPE, now=NOW)[0]
-    assert_each_unauthorized("stripe", [
-        (body + b" ", headers, STRIPE),
-        (body, {}, STRIPE),
-        (body, headers, {"endpoint_secret": "whsec_other"}),
-    ])
+    assert_each_unauthorized(
+        "stripe",
+        [
+            (body + b" ", headers, STRIPE),
+            (body, {}, STRIPE),
+            (body, headers, {"endpoint_secret": "whsec_other"}),
+        ],
+    )
     with pytest.raises(Unauthorized, match="window"):
         verify("stripe", request("stripe", body, headers), STRIPE, now=NOW + 301)

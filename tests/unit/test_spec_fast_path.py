@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, get_args
 
 import pytest
@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
-from segment_bridge import spec
-from segment_bridge.normalize import Integration, normalize
-from segment_bridge.sources import MappedEvent, Rejected
-from segment_bridge.spec import (
+from segment_bridge.events import MappedEvent, Rejected
+from segment_bridge.ingest.normalize import Integration, normalize
+from segment_bridge.spec import models as spec
+from segment_bridge.spec.models import (
     AnyMessage,
     MessageFields,
     _plain_fields,
@@ -81,26 +81,34 @@ def test_the_fast_path_knows_every_field_of_every_model_with_its_constraints(mod
 
 def test_mapped_tool_events_take_the_fast_path() -> None:
     # The point of the fast path: a built-in source's output (pinned so a regression shows).
-    message = {"type": "track", "event": "Email Opened", "properties": {"email_id": "m1", "tags": ["a"]},
-               "userId": "u1", "timestamp": "2026-01-05T09:00:00Z",
-               "context": {"traits": {"email": "a@b.co"}, "source_event": {"tool": "sendgrid", "type": "open"}}}
+    message = {
+        "type": "track",
+        "event": "Email Opened",
+        "properties": {"email_id": "m1", "tags": ["a"]},
+        "userId": "u1",
+        "timestamp": "2026-01-05T09:00:00Z",
+        "context": {"traits": {"email": "a@b.co"}, "source_event": {"tool": "sendgrid", "type": "open"}},
+    }
     fields = _plain_fields(message)
     assert fields == by_the_models(message)
     assert fields is not None and fields.timestamp == "2026-01-05T09:00:00.000Z"
 
 
-@pytest.mark.parametrize("message", [
-    {"type": "track", "userId": 111, "event": "E"},                          # numeric id: the models convert it
-    {"type": "track", "userId": "u", "event": "E", "timestamp": 1767600000},  # unix time
-    {"type": "track", "userId": "u", "event": "E", "timestamp": "2026-01-05T10:00:00+01:00"},
-    {"type": "track", "userId": "u", "event": "Caf\u00e9 Opened"},            # non-ASCII text
-    {"type": "track", "userId": "u", "event": "E", "properties": {"caf\u00e9": 1}},
-    {"type": "track", "userId": "u", "event": "E", "properties": {1: 1}},
-    {"type": "track", "userId": "u", "event": "E", "context": None},
-    {"type": "track", "userId": "u", "event": "E", "timestamp": "2026-02-30T00:00:00Z"},
-    {"type": "track", "userId": "u", "event": "E" * 201},
-    {"type": "alias", "userId": "u"},
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"type": "track", "userId": 111, "event": "E"},  # numeric id: the models convert it
+        {"type": "track", "userId": "u", "event": "E", "timestamp": 1767600000},  # unix time
+        {"type": "track", "userId": "u", "event": "E", "timestamp": "2026-01-05T10:00:00+01:00"},
+        {"type": "track", "userId": "u", "event": "Caf\u00e9 Opened"},  # non-ASCII text
+        {"type": "track", "userId": "u", "event": "E", "properties": {"caf\u00e9": 1}},
+        {"type": "track", "userId": "u", "event": "E", "properties": {1: 1}},
+        {"type": "track", "userId": "u", "event": "E", "context": None},
+        {"type": "track", "userId": "u", "event": "E", "timestamp": "2026-02-30T00:00:00Z"},
+        {"type": "track", "userId": "u", "event": "E" * 201},
+        {"type": "alias", "userId": "u"},
+    ],
+)
 def test_anything_the_models_convert_or_refuse_goes_to_the_models(message: dict[str, Any]) -> None:
     assert _plain_fields(message) is None
 
@@ -113,13 +121,35 @@ keys = ascii_text | any_text | st.integers(0, 3)
 leaf = st.none() | st.booleans() | st.integers() | ascii_text
 objects = st.none() | st.dictionaries(keys, leaf, max_size=3) | st.lists(leaf, max_size=2) | ascii_text
 utc_z = st.builds(
-    lambda moment, digits: f"{moment.year:04d}-" + moment.strftime("%m-%dT%H:%M:%S")
-    + (("." + f"{moment.microsecond:06d}0"[:digits]) if digits else "") + "Z",
-    st.datetimes(), st.integers(0, 7))
-timestamps = (st.none() | utc_z | st.sampled_from([
-    "2026-02-29T00:00:00Z", "2024-02-29T23:59:59.5Z", "0000-01-01T00:00:00Z", "2026-13-01T00:00:00Z",
-    "2026-03-01T10:00:00+02:00", "2026-03-01T10:00:00", "2026-03-01", "2026-03-01T24:00:00Z", "yesterday", "",
-]) | st.integers(0, 2_000_000_000) | st.floats(0, 2e9))
+    lambda moment, digits: (
+        f"{moment.year:04d}-"
+        + moment.strftime("%m-%dT%H:%M:%S")
+        + (("." + f"{moment.microsecond:06d}0"[:digits]) if digits else "")
+        + "Z"
+    ),
+    st.datetimes(),
+    st.integers(0, 7),
+)
+timestamps = (
+    st.none()
+    | utc_z
+    | st.sampled_from(
+        [
+            "2026-02-29T00:00:00Z",
+            "2024-02-29T23:59:59.5Z",
+            "0000-01-01T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-03-01T10:00:00+02:00",
+            "2026-03-01T10:00:00",
+            "2026-03-01",
+            "2026-03-01T24:00:00Z",
+            "yesterday",
+            "",
+        ]
+    )
+    | st.integers(0, 2_000_000_000)
+    | st.floats(0, 2e9)
+)
 FIELDS = ["userId", "anonymousId", "messageId", "event", "name", "category", "groupId", "previousId"]
 OBJECTS = ["context", "integrations", "properties", "traits"]
 
@@ -155,8 +185,13 @@ def test_the_fast_path_accepts_only_what_the_models_accept_and_reads_the_same_fi
 def normalized(message: dict[str, Any], tenant: TenantConfig) -> str:
     """Everything normalize() decides for a message, as one comparable text."""
     try:
-        result = normalize(MappedEvent(message, "evt-1", {"email": "a@b.co"}), tenant_id="acme", tenant=tenant,
-                           source="spec", integration=INTEGRATION)
+        result = normalize(
+            MappedEvent(message, "evt-1", {"email": "a@b.co"}),
+            tenant_id="acme",
+            tenant=tenant,
+            source="spec",
+            integration=INTEGRATION,
+        )
     except Rejected as exc:
         return f"rejected: {exc}"
     return f"{result.message_id} {result.size} {result.json}"
@@ -179,8 +214,11 @@ def test_normalize_gives_the_same_bytes_ids_and_rejections_with_and_without_the_
 def test_utc_text_is_the_models_formatting_of_the_same_text(raw: str) -> None:
     text = utc_text(raw)
     try:
-        parsed = message_adapter().validate_python({"type": "track", "userId": "u", "event": "E",
-                                                    "timestamp": raw}).timestamp
+        parsed = (
+            message_adapter()
+            .validate_python({"type": "track", "userId": "u", "event": "E", "timestamp": raw})
+            .timestamp
+        )
     except ValidationError:
         assert text is None
         return
@@ -191,12 +229,16 @@ def test_utc_text_cuts_and_pads_the_fraction_to_milliseconds() -> None:
     assert utc_text("2026-03-01T10:00:00Z") == "2026-03-01T10:00:00.000Z"
     assert utc_text("2026-03-01T10:00:00.5Z") == "2026-03-01T10:00:00.500Z"
     assert utc_text("2026-03-01T10:00:00.999999Z") == "2026-03-01T10:00:00.999Z"
-    assert utc_text("2026-03-01T10:00:00.1234567Z") is None   # pydantic's own rounding decides
-    assert utc_text("2026-02-29T10:00:00Z") is None            # not a day
-    assert format_timestamp(datetime(2026, 3, 1, 10, tzinfo=timezone.utc)) == "2026-03-01T10:00:00.000Z"
+    assert utc_text("2026-03-01T10:00:00.1234567Z") is None  # pydantic's own rounding decides
+    assert utc_text("2026-02-29T10:00:00Z") is None  # not a day
+    assert format_timestamp(datetime(2026, 3, 1, 10, tzinfo=UTC)) == "2026-03-01T10:00:00.000Z"
 
 
 def test_the_validator_is_built_on_first_use_only() -> None:
     assert message_adapter() is message_adapter()
-    assert json.loads(json.dumps(message_adapter().validate_python(
-        {"type": "identify", "userId": "u"}).model_dump(mode="json")))["userId"] == "u"
+    assert (
+        json.loads(
+            json.dumps(message_adapter().validate_python({"type": "identify", "userId": "u"}).model_dump(mode="json"))
+        )["userId"]
+        == "u"
+    )

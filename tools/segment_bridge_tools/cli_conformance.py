@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import click
 
-from segment_bridge.catalog import CATALOG, Category, FieldType, Shape
-from segment_bridge.conformance import Finding
-from segment_bridge.lint import lint_message
-from segment_bridge.naming import comparison_key
-from segment_bridge.sources import SOURCES
+from segment_bridge.conformance.checks import Finding
+from segment_bridge.conformance.lint import lint_message
+from segment_bridge.ingest.sources import SOURCES
+from segment_bridge.spec.catalog import CATALOG, Category, FieldType, Shape
+from segment_bridge.spec.naming import comparison_key
 
 from .dry_run import dry_run
 
@@ -59,27 +60,45 @@ def _json_lines(name: str, text: str) -> Iterator[Located]:
         try:
             yield Located(f"{name}:{number}", json.loads(line))
         except ValueError as exc:
-            yield Located(f"{name}:{number}", problem=Finding(
-                "spec.invalid", "error", "", f"not JSON: {exc}", "write one JSON object per line, or one JSON document"))
+            yield Located(
+                f"{name}:{number}",
+                problem=Finding(
+                    "spec.invalid",
+                    "error",
+                    "",
+                    f"not JSON: {exc}",
+                    "write one JSON object per line, or one JSON document",
+                ),
+            )
 
 
-def source_messages(source: str, name: str, body: bytes, content_type: str | None,
-                    allow_anonymous: bool) -> tuple[list[Located], list[str]]:
+def source_messages(
+    source: str, name: str, body: bytes, content_type: str | None, allow_anonymous: bool
+) -> tuple[list[Located], list[str]]:
     """What the bridge would send for a raw webhook body (the source's mapping plus `normalize`),
     and a line per event the source skips. For settings and query options, pipe
     `segment-bridge normalize` into `segment-bridge lint -` instead."""
     try:
-        result, messages = dry_run(source, body, content_type=content_type, tenant="lint",
-                                   user_id_policy="anonymous" if allow_anonymous else "reject")
+        result, messages = dry_run(
+            source,
+            body,
+            content_type=content_type,
+            tenant="lint",
+            user_id_policy="anonymous" if allow_anonymous else "reject",
+        )
     except click.ClickException as exc:
         raise click.ClickException(f"{name}: {exc.message}") from None
     # Events keep their order: the accepted ones are the indexes neither skipped nor rejected.
     dropped = {entry["index"] for entry in result.skipped + result.rejected}
     accepted = [i for i in range(len(messages) + len(dropped)) if i not in dropped]
-    by_index = {i: Located(f"{name}#{i}", m.message) for i, m in zip(accepted, messages)}
+    by_index = {i: Located(f"{name}#{i}", m.message) for i, m in zip(accepted, messages, strict=False)}
     for entry in result.rejected:
-        by_index[entry["index"]] = Located(f"{name}#{entry['index']}", problem=Finding(
-            "source.rejected", "error", "", entry["message"], "see the reason; the bridge would reject this event"))
+        by_index[entry["index"]] = Located(
+            f"{name}#{entry['index']}",
+            problem=Finding(
+                "source.rejected", "error", "", entry["message"], "see the reason; the bridge would reject this event"
+            ),
+        )
     skipped = [f"{name}#{entry['index']}: skipped: {entry['reason']}" for entry in result.skipped]
     return [by_index[i] for i in sorted(by_index)], skipped
 
@@ -89,15 +108,22 @@ def source_messages(source: str, name: str, body: bytes, content_type: str | Non
 
 @click.command("lint")
 @click.argument("file", type=click.File("rb"), default="-")
-@click.option("--source", type=click.Choice(sorted(SOURCES)),
-              help="FILE is a raw webhook body for this source: lint what the bridge would send for it.")
+@click.option(
+    "--source",
+    type=click.Choice(sorted(SOURCES)),
+    help="FILE is a raw webhook body for this source: lint what the bridge would send for it.",
+)
 @click.option("--content-type", help="With --source: the body's Content-Type (default: the source's own).")
-@click.option("--allow-anonymous", is_flag=True,
-              help="Messages with only an anonymousId are a warning, not an error (identity policy 'anonymous').")
+@click.option(
+    "--allow-anonymous",
+    is_flag=True,
+    help="Messages with only an anonymousId are a warning, not an error (identity policy 'anonymous').",
+)
 @click.option("--strict", is_flag=True, help="Warnings fail the run too.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per finding instead of text.")
-def lint_command(file: Any, source: str | None, content_type: str | None, allow_anonymous: bool,
-                 strict: bool, as_json: bool) -> None:
+def lint_command(
+    file: Any, source: str | None, content_type: str | None, allow_anonymous: bool, strict: bool, as_json: bool
+) -> None:
     """Check Spec messages in FILE (or stdin) and print each finding with its fix."""
     name = getattr(file, "name", "-")
     name = "<stdin>" if name == "-" else name
@@ -128,8 +154,17 @@ def lint_command(file: Any, source: str | None, content_type: str | None, allow_
 
 def _format(where: str, finding: Finding, as_json: bool) -> str:
     if as_json:
-        return json.dumps({"location": where, "code": finding.code, "severity": finding.severity,
-                           "path": finding.path, "message": finding.message, "fix": finding.fix}, ensure_ascii=False)
+        return json.dumps(
+            {
+                "location": where,
+                "code": finding.code,
+                "severity": finding.severity,
+                "path": finding.path,
+                "message": finding.message,
+                "fix": finding.fix,
+            },
+            ensure_ascii=False,
+        )
     path = f" {finding.path}" if finding.path else ""
     return f"{where}: {finding.severity} {finding.code}{path}: {finding.message}\n    fix: {finding.fix}"
 
@@ -138,12 +173,16 @@ def _format(where: str, finding: Finding, as_json: bool) -> str:
 
 
 @click.command("catalog")
-@click.option("--category", "wanted", help='Only categories whose name starts with this ("ecommerce", "mobile", "b2b").')
+@click.option(
+    "--category", "wanted", help='Only categories whose name starts with this ("ecommerce", "mobile", "b2b").'
+)
 @click.option("--reserved", is_flag=True, help="Also list reserved traits, context fields and page/screen properties.")
 @click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON.")
 def catalog_command(wanted: str | None, reserved: bool, as_json: bool) -> None:
     """List the Spec events the bridge checks, with their properties and types."""
-    categories = [c for c in CATALOG.categories if not wanted or comparison_key(c.name).startswith(comparison_key(wanted))]
+    categories = [
+        c for c in CATALOG.categories if not wanted or comparison_key(c.name).startswith(comparison_key(wanted))
+    ]
     if not categories:
         names = ", ".join(c.name for c in CATALOG.categories)
         raise click.BadParameter(f"no category starts with {wanted!r}; categories: {names}", param_hint="--category")
@@ -175,15 +214,25 @@ def catalog_command(wanted: str | None, reserved: bool, as_json: bool) -> None:
 
 
 def _reserved_shapes() -> dict[str, Shape]:
-    return {"identify_traits": CATALOG.identify_traits, "group_traits": CATALOG.group_traits,
-            "context": CATALOG.context, "track_properties": CATALOG.track_properties,
-            "page_properties": CATALOG.page_properties, "screen_properties": CATALOG.screen_properties}
+    return {
+        "identify_traits": CATALOG.identify_traits,
+        "group_traits": CATALOG.group_traits,
+        "context": CATALOG.context,
+        "track_properties": CATALOG.track_properties,
+        "page_properties": CATALOG.page_properties,
+        "screen_properties": CATALOG.screen_properties,
+    }
 
 
 def _category_json(category: Category) -> dict[str, Any]:
-    return {"name": category.name, "doc": category.doc, "events": [
-        {"name": e.name, "properties": _fields_json(e.properties), "synonyms": list(e.synonyms)}
-        for e in category.events]}
+    return {
+        "name": category.name,
+        "doc": category.doc,
+        "events": [
+            {"name": e.name, "properties": _fields_json(e.properties), "synonyms": list(e.synonyms)}
+            for e in category.events
+        ],
+    }
 
 
 def _fields_json(shape: Shape) -> dict[str, Any]:
@@ -200,7 +249,7 @@ def _type_json(field: FieldType) -> Any:
 
 
 def _fields_text(shape: Shape, objects: dict[str, Shape]) -> str:
-    """"key: type" items; object types are named here and collected to be listed once, below."""
+    """ "key: type" items; object types are named here and collected to be listed once, below."""
     for field in shape.fields.values():
         for option in field.options:
             if option.shape is not None and option.shape.name not in objects:

@@ -15,12 +15,13 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import click
 
-from segment_bridge.dead_letters import DeadLetterView, read_dead_letter, string_attributes
+from segment_bridge.forward.dead_letters import DeadLetterView, read_dead_letter, string_attributes
 from segment_bridge.queue_format import group_for_send
 
 #: How long inspected messages stay hidden from other readers before they are released again.
@@ -30,12 +31,17 @@ REDRIVE_VISIBILITY_SECONDS = 120
 #: Long polling on each ReceiveMessage, so a short-poll miss does not end the scan early.
 RECEIVE_WAIT_SECONDS = 1
 #: Field names whose values are never printed.
-SECRET_NAME = re.compile(r"(secret|token|password|passwd|authorization|credential|signature|api_?key|write_?key|"
-                         r"private_?key|access_?key|^key$)", re.IGNORECASE)
+SECRET_NAME = re.compile(
+    r"(secret|token|password|passwd|authorization|credential|signature|api_?key|write_?key|"
+    r"private_?key|access_?key|^key$)",
+    re.IGNORECASE,
+)
 #: Values that look like credentials whatever their field: known prefixes, or long unbroken tokens
 #: mixing upper case, lower case and digits (writeKeys do; hex ids and UUIDs do not).
-SECRET_VALUE = re.compile(r"^(sk|rk|pk)_(live|test)_|^whsec_|^SG\.|^key-[0-9a-f]{8,}|"
-                          r"^(?=.*[A-Z])(?=.*[a-z])(?=.*[0-9])[A-Za-z0-9+/=_]{32,}$")
+SECRET_VALUE = re.compile(
+    r"^(sk|rk|pk)_(live|test)_|^whsec_|^SG\.|^key-[0-9a-f]{8,}|"
+    r"^(?=.*[A-Z])(?=.*[a-z])(?=.*[0-9])[A-Za-z0-9+/=_]{32,}$"
+)
 #: Most DLQ messages one redrive scans (each stays hidden while the scan runs).
 SCAN_LIMIT = 100_000
 MASK = "****"
@@ -86,8 +92,11 @@ def receive_batches(sqs: Any, queue_url: str, limit: int, visibility: int) -> It
     seen: set[str] = set()
     while len(seen) < limit:
         batch = sqs.receive_message(
-            QueueUrl=queue_url, MaxNumberOfMessages=min(10, limit - len(seen)), VisibilityTimeout=visibility,
-            WaitTimeSeconds=RECEIVE_WAIT_SECONDS, MessageAttributeNames=["All"],
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=min(10, limit - len(seen)),
+            VisibilityTimeout=visibility,
+            WaitTimeSeconds=RECEIVE_WAIT_SECONDS,
+            MessageAttributeNames=["All"],
         ).get("Messages", [])
         fresh = [m for m in batch if m["MessageId"] not in seen]
         if not fresh:
@@ -98,16 +107,25 @@ def receive_batches(sqs: Any, queue_url: str, limit: int, visibility: int) -> It
 
 def _received(message: dict[str, Any]) -> Received:
     attributes = string_attributes(message)
-    return Received(message["MessageId"], message["ReceiptHandle"], message["Body"], attributes,
-                    read_dead_letter(message["Body"], attributes))
+    return Received(
+        message["MessageId"],
+        message["ReceiptHandle"],
+        message["Body"],
+        attributes,
+        read_dead_letter(message["Body"], attributes),
+    )
 
 
 def release(sqs: Any, queue_url: str, messages: list[Received]) -> None:
     """Make messages visible again at once (we only looked, or left them where they were)."""
     for start in range(0, len(messages), 10):
-        sqs.change_message_visibility_batch(QueueUrl=queue_url, Entries=[
-            {"Id": str(i), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": 0}
-            for i, m in enumerate(messages[start:start + 10])])
+        sqs.change_message_visibility_batch(
+            QueueUrl=queue_url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": 0}
+                for i, m in enumerate(messages[start : start + 10])
+            ],
+        )
 
 
 def move(sqs: Any, source_url: str, target_url: str, messages: list[Received]) -> tuple[list[Received], list[Received]]:
@@ -120,15 +138,21 @@ def move(sqs: Any, source_url: str, target_url: str, messages: list[Received]) -
     pending = iter(messages)
     for call in group_for_send(m.body for m in messages):
         chunk = [next(pending) for _ in call.bodies]
-        response = sqs.send_message_batch(QueueUrl=target_url, Entries=[
-            {"Id": str(i), "MessageBody": m.body, "MessageAttributes": _queue_attributes(m)}
-            for i, m in enumerate(chunk)])
+        response = sqs.send_message_batch(
+            QueueUrl=target_url,
+            Entries=[
+                {"Id": str(i), "MessageBody": m.body, "MessageAttributes": _queue_attributes(m)}
+                for i, m in enumerate(chunk)
+            ],
+        )
         sent = {int(entry["Id"]) for entry in response.get("Successful", [])}
         moved_now = [m for i, m in enumerate(chunk) if i in sent]
         failed.extend(m for i, m in enumerate(chunk) if i not in sent)
         if moved_now:
-            sqs.delete_message_batch(QueueUrl=source_url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(moved_now)])
+            sqs.delete_message_batch(
+                QueueUrl=source_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(moved_now)],
+            )
             moved.extend(moved_now)
     return moved, failed
 
@@ -154,7 +178,9 @@ def _queues(ctx: click.Context) -> tuple[str, str]:
 
 @click.group()
 @click.option("--queue-url", envvar="QUEUE_URL", default="", help="Main queue URL (or QUEUE_URL).")
-@click.option("--dlq-url", envvar="DEAD_LETTER_QUEUE_URL", default="", help="Dead-letter queue URL (or DEAD_LETTER_QUEUE_URL).")
+@click.option(
+    "--dlq-url", envvar="DEAD_LETTER_QUEUE_URL", default="", help="Dead-letter queue URL (or DEAD_LETTER_QUEUE_URL)."
+)
 @click.option("--stack", default="", help="Read both URLs from this CloudFormation stack's outputs.")
 @click.pass_context
 def dlq(ctx: click.Context, queue_url: str, dlq_url: str, stack: str) -> None:
@@ -177,20 +203,27 @@ def inspect(ctx: click.Context, limit: int, samples: int, as_json: bool) -> None
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    click.echo(f"{report['dead_letters']} dead letter(s) holding {report['messages']} Spec message(s)"
-               + (f" (read at most {limit})" if len(received) >= limit else ""))
+    click.echo(
+        f"{report['dead_letters']} dead letter(s) holding {report['messages']} Spec message(s)"
+        + (f" (read at most {limit})" if len(received) >= limit else "")
+    )
     if not received:
         return
     click.echo("\nby tenant:")
     for tenant, counts in report["by_tenant"].items():
-        click.echo(f"  {tenant or '(unknown)':<24} {counts['dead_letters']:>6} dead letter(s) {counts['messages']:>8} message(s)")
+        click.echo(
+            f"  {tenant or '(unknown)':<24} {counts['dead_letters']:>6} dead letter(s) "
+            f"{counts['messages']:>8} message(s)"
+        )
     click.echo("\nby reason:")
     for row in report["by_reason"]:
         status = f"[{row['status']}] " if row["status"] else ""
         click.echo(f"  {row['dead_letters']:>6} x {status}{row['reason']}")
     for sample in report["samples"]:
-        click.echo(f"\nsample {sample['sqs_message_id']} tenant={sample['tenant'] or '?'} status={sample['status'] or '-'} "
-                   f"messages={sample['message_count']}\n  reason: {sample['reason']}")
+        click.echo(
+            f"\nsample {sample['sqs_message_id']} tenant={sample['tenant'] or '?'} status={sample['status'] or '-'} "
+            f"messages={sample['message_count']}\n  reason: {sample['reason']}"
+        )
         click.echo("  " + json.dumps(sample["first_message"], indent=2).replace("\n", "\n  "))
 
 
@@ -206,13 +239,22 @@ def summarize(received: list[Received], samples: int) -> dict[str, Any]:
         "dead_letters": len(received),
         "messages": sum(len(item.view.messages) for item in received),
         "by_tenant": {tenant: dict(counts) for tenant, counts in sorted(by_tenant.items())},
-        "by_reason": [{"status": status, "reason": reason, "dead_letters": count}
-                      for (status, reason), count in by_reason.most_common()],
-        "samples": [{
-            "sqs_message_id": item.message_id, "tenant": item.view.tenant, "status": item.view.status,
-            "reason": item.view.reason, "message_count": len(item.view.messages), "redrivable": item.view.redrivable,
-            "first_message": mask_secrets(item.view.messages[0]) if item.view.messages else MASK,
-        } for item in received[:samples]],
+        "by_reason": [
+            {"status": status, "reason": reason, "dead_letters": count}
+            for (status, reason), count in by_reason.most_common()
+        ],
+        "samples": [
+            {
+                "sqs_message_id": item.message_id,
+                "tenant": item.view.tenant,
+                "status": item.view.status,
+                "reason": item.view.reason,
+                "message_count": len(item.view.messages),
+                "redrivable": item.view.redrivable,
+                "first_message": mask_secrets(item.view.messages[0]) if item.view.messages else MASK,
+            }
+            for item in received[:samples]
+        ],
     }
 
 
@@ -233,7 +275,7 @@ def redrive(ctx: click.Context, tenant: str, max_messages: int, dry_run: bool) -
     others: list[Received] = []
     # Batch by batch, so a long scan moves as it goes and each receipt handle is used while fresh.
     for batch in receive_batches(sqs, dlq_url, SCAN_LIMIT, REDRIVE_VISIBILITY_SECONDS):
-        take = [m for m in batch if m.view.redrivable and tenant in ("", m.view.tenant)][:max_messages - len(chosen)]
+        take = [m for m in batch if m.view.redrivable and tenant in ("", m.view.tenant)][: max_messages - len(chosen)]
         chosen.extend(take)
         others.extend(m for m in batch if all(m is not t for t in take))
         if take and not dry_run:
@@ -246,8 +288,10 @@ def redrive(ctx: click.Context, tenant: str, max_messages: int, dry_run: bool) -
     unreadable = sum(not m.view.redrivable for m in others)
     count = sum(len(m.view.messages) for m in (chosen if dry_run else moved))
     verb = "would move" if dry_run else "moved"
-    click.echo(f"{verb} {len(chosen) if dry_run else len(moved)} dead letter(s) ({count} messages) to the main queue"
-               + (f"; {len(failed)} could not be sent and stay on the DLQ" if failed else "")
-               + (f"; {unreadable} unreadable left on the DLQ" if unreadable else ""))
+    click.echo(
+        f"{verb} {len(chosen) if dry_run else len(moved)} dead letter(s) ({count} messages) to the main queue"
+        + (f"; {len(failed)} could not be sent and stay on the DLQ" if failed else "")
+        + (f"; {unreadable} unreadable left on the DLQ" if unreadable else "")
+    )
     if failed:
         raise SystemExit(1)

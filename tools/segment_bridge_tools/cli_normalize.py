@@ -21,11 +21,10 @@ from urllib.parse import parse_qsl
 
 import click
 
-from segment_bridge.review import ConformanceReviewer
-from segment_bridge.sources import SOURCES
+from segment_bridge.conformance.review import ConformanceReviewer
+from segment_bridge.ingest.sources import SOURCES
 
 from .dry_run import dry_run
-
 
 
 def _load_settings(value: str | None) -> dict[str, Any]:
@@ -45,21 +44,46 @@ def _load_settings(value: str | None) -> dict[str, Any]:
 @click.argument("source", type=click.Choice(sorted(SOURCES)))
 @click.argument("file", type=click.File("rb"), default="-")
 @click.option("--content-type", help="Content-Type of the body (default: the source's own, e.g. form for mandrill).")
-@click.option("--tenant-settings", metavar="JSON|FILE",
-              help="This source's settings (unmapped_events, user_id_field), or a whole tenant document "
-                   "whose sources.SOURCE, identity and conformance are used. Secrets are ignored.")
-@click.option("--user-id-policy", type=click.Choice(["reject", "anonymous"]),
-              help="Events without userId: reject, or anonymousId from email/phone (default: the tenant's, else reject).")
-@click.option("--tenant", default="dry-run", show_default=True,
-              help="Tenant id; derived messageIds and anonymousIds depend on it.")
-@click.option("--query", default="", metavar="QUERY", help="Query string the webhook URL carried (twilio: user_id=...).")
-def normalize_command(source: str, file: Any, content_type: str | None, tenant_settings: str | None,
-                      user_id_policy: str | None, tenant: str, query: str) -> None:
+@click.option(
+    "--tenant-settings",
+    metavar="JSON|FILE",
+    help="This source's settings (unmapped_events, user_id_field), or a whole tenant document "
+    "whose sources.SOURCE, identity and conformance are used. Secrets are ignored.",
+)
+@click.option(
+    "--user-id-policy",
+    type=click.Choice(["reject", "anonymous"]),
+    help="Events without userId: reject, or anonymousId from email/phone (default: the tenant's, else reject).",
+)
+@click.option(
+    "--tenant",
+    default="dry-run",
+    show_default=True,
+    help="Tenant id; derived messageIds and anonymousIds depend on it.",
+)
+@click.option(
+    "--query", default="", metavar="QUERY", help="Query string the webhook URL carried (twilio: user_id=...)."
+)
+def normalize_command(
+    source: str,
+    file: Any,
+    content_type: str | None,
+    tenant_settings: str | None,
+    user_id_policy: str | None,
+    tenant: str,
+    query: str,
+) -> None:
     """Print the Spec messages a SOURCE webhook body (FILE, or stdin) maps to. No AWS, no signature check."""
-    result, messages = dry_run(source, file.read(), content_type=content_type,
-                               tenant_document=_load_settings(tenant_settings), user_id_policy=user_id_policy,
-                               tenant=tenant, query=dict(parse_qsl(query, keep_blank_values=True)),
-                               reviewer=ConformanceReviewer())
+    result, messages = dry_run(
+        source,
+        file.read(),
+        content_type=content_type,
+        tenant_document=_load_settings(tenant_settings),
+        user_id_policy=user_id_policy,
+        tenant=tenant,
+        query=dict(parse_qsl(query, keep_blank_values=True)),
+        reviewer=ConformanceReviewer(),
+    )
 
     for message in messages:
         click.echo(message.json)

@@ -29,8 +29,13 @@ def _check_tenant(tenant: str) -> str:
     return tenant
 
 
-prefix_option = click.option("--prefix", envvar="SECRETS_PREFIX", default="segment-bridge", show_default=True,
-                             help="Secrets prefix (template parameter SecretsPrefix).")
+prefix_option = click.option(
+    "--prefix",
+    envvar="SECRETS_PREFIX",
+    default="segment-bridge",
+    show_default=True,
+    help="Secrets prefix (template parameter SecretsPrefix).",
+)
 
 
 @click.group()
@@ -42,15 +47,31 @@ def tenants() -> None:
 @click.argument("tenant", callback=lambda _c, _p, v: _check_tenant(v))
 @click.option("--write-key", envvar="SEGMENT_WRITE_KEY", help="Segment writeKey (or SEGMENT_WRITE_KEY).")
 @click.option("--region", type=click.Choice(["us", "eu"]), help="Segment region of the workspace.")
-@click.option("--source", "source_settings", multiple=True, metavar="NAME=JSON",
-              help='Per-source settings, e.g. spec=\'{"signing_secret": "..."}\'. Repeatable.')
+@click.option(
+    "--source",
+    "source_settings",
+    multiple=True,
+    metavar="NAME=JSON",
+    help='Per-source settings, e.g. spec=\'{"signing_secret": "..."}\'. Repeatable.',
+)
 @click.option("--missing-user-id", type=click.Choice(["reject", "anonymous"]), help="Policy for events without userId.")
-@click.option("--destination-api-key", envvar="SEGMENT_DESTINATION_API_KEY",
-              help="Key Segment sends to POST /v1/segment/{tenant} (identity loop); at least 16 characters.")
+@click.option(
+    "--destination-api-key",
+    envvar="SEGMENT_DESTINATION_API_KEY",
+    help="Key Segment sends to POST /v1/segment/{tenant} (identity loop); at least 16 characters.",
+)
 @click.option("--from-file", type=click.File("r"), help="Whole tenant document as JSON ('-' for stdin).")
 @prefix_option
-def put(tenant: str, write_key: str | None, region: str | None, source_settings: tuple[str, ...],
-        missing_user_id: str | None, destination_api_key: str | None, from_file: Any, prefix: str) -> None:
+def put(
+    tenant: str,
+    write_key: str | None,
+    region: str | None,
+    source_settings: tuple[str, ...],
+    missing_user_id: str | None,
+    destination_api_key: str | None,
+    from_file: Any,
+    prefix: str,
+) -> None:
     """Create or update TENANT. Options given replace those fields; others are kept."""
     client = _client()
     name = secret_name(prefix, tenant)
@@ -86,8 +107,9 @@ def put(tenant: str, write_key: str | None, region: str | None, source_settings:
     if exists:
         client.put_secret_value(SecretId=name, SecretString=config.to_secret_json())
     else:
-        client.create_secret(Name=name, SecretString=config.to_secret_json(),
-                             Description=f"segment-bridge tenant {tenant}")
+        client.create_secret(
+            Name=name, SecretString=config.to_secret_json(), Description=f"segment-bridge tenant {tenant}"
+        )
     click.echo(f"{'updated' if exists else 'created'} {name}")
 
 
@@ -104,7 +126,9 @@ def show(tenant: str, prefix: str) -> None:
     try:
         config = TenantConfig.model_validate_json(raw)
     except ValidationError as exc:
-        raise click.ClickException(f"tenant secret is invalid: {exc.error_count()} error(s); fix it with `tenants put`") from None
+        raise click.ClickException(
+            f"tenant secret is invalid: {exc.error_count()} error(s); fix it with `tenants put`"
+        ) from None
     click.echo(json.dumps(config.masked(), indent=2, sort_keys=True))
 
 
@@ -118,7 +142,7 @@ def list_(prefix: str) -> None:
     for page in paginator.paginate(Filters=[{"Key": "name", "Values": [base]}]):
         for entry in page.get("SecretList", []):
             if entry["Name"].startswith(base):
-                click.echo(entry["Name"][len(base):])
+                click.echo(entry["Name"][len(base) :])
 
 
 @tenants.command("delete")

@@ -16,7 +16,6 @@ from typing import Any
 import click
 import requests
 
-
 from .identity_demo import DEMO_EMAIL, DEMO_GROUP_ID, DEMO_USER_ID, ResolutionTally, send_segment_calls
 from .local_stack import ROOT, LocalStack, StackConfig, free_port
 
@@ -35,14 +34,20 @@ def sample_bodies() -> list[tuple[str, bytes, dict[str, str]]]:
     return samples
 
 
-def signed_request(stack: LocalStack, source: str, body: bytes, headers: dict[str, str]) -> tuple[dict[str, str], bytes] | None:
+def signed_request(
+    stack: LocalStack, source: str, body: bytes, headers: dict[str, str]
+) -> tuple[dict[str, str], bytes] | None:
     """Fresh signature for a sample (the ones in events/ are stale by design); None if we can't sign it.
 
     Returns the headers and the body to send: Mailgun carries its signature inside the body.
     """
     from .signing import sign
 
-    settings = {"signing_secret": stack.config.signing_secret} if source == "spec" else stack.config.source_settings.get(source)
+    settings = (
+        {"signing_secret": stack.config.signing_secret}
+        if source == "spec"
+        else stack.config.source_settings.get(source)
+    )
     if settings is None:
         return None
     signed_headers, signed_body = sign(source, body, settings, stack.webhook_url(source))
@@ -71,9 +76,10 @@ def curl_command(stack: LocalStack) -> str:
     body = '{"type":"track","userId":"user-42","event":"Report Exported","properties":{"format":"csv"}}'
     return (
         f"BODY={shlex.quote(body)}; TS=$(date +%s); "
-        f"SIG=$(printf '%s.%s' \"$TS\" \"$BODY\" | openssl dgst -sha256 -hmac {shlex.quote(stack.config.signing_secret)} | sed 's/^.* //'); "
+        f'SIG=$(printf \'%s.%s\' "$TS" "$BODY" | openssl dgst -sha256 '
+        f"-hmac {shlex.quote(stack.config.signing_secret)} | sed 's/^.* //'); "
         f"curl -sS -X POST {stack.webhook_url('spec')} -H 'Content-Type: application/json' "
-        f"-H \"X-Signature: t=$TS,v1=$SIG\" -d \"$BODY\""
+        f'-H "X-Signature: t=$TS,v1=$SIG" -d "$BODY"'
     )
 
 
@@ -91,18 +97,28 @@ def main(port: int, real_segment: bool, write_key: str | None, region: str, once
         port = free_port()  # the URL Mandrill and Twilio sign must be known before the stack starts
     # Demo policy: events whose recipient Segment has not identified still flow, with a stable
     # anonymousId derived from the address (the default for real tenants is `reject`).
-    config = StackConfig(ingest_port=port, real_segment=real_segment, region=region, identity_policy="anonymous",
-                         source_settings=demo_source_settings(f"http://127.0.0.1:{port}", StackConfig.tenant))
+    config = StackConfig(
+        ingest_port=port,
+        real_segment=real_segment,
+        region=region,
+        identity_policy="anonymous",
+        source_settings=demo_source_settings(f"http://127.0.0.1:{port}", StackConfig.tenant),
+    )
     if write_key:
         config.write_key = write_key
     with LocalStack(config) as stack:
         target = f"Segment {region.upper()} (real)" if real_segment else f"local Segment sink at {stack.sink.url}"  # type: ignore[union-attr]
-        click.secho(f"segment-bridge is running: webhooks at {stack.base_url}/v1/webhooks/{{source}}/{stack.config.tenant}", bold=True)
+        click.secho(
+            f"segment-bridge is running: webhooks at {stack.base_url}/v1/webhooks/{{source}}/{stack.config.tenant}",
+            bold=True,
+        )
         click.echo(f"  AWS stand-in (moto): {stack.queue_url.split('/')[2]}   delivering to: {target}\n")
         # The identity loop: Segment's identify/group for the samples' recipient arrive before the tools' events.
         loop = send_segment_calls(stack)
-        click.echo(f"- POST segment   -> {loop.status_code}  applied={loop.json().get('applied', 0)} "
-                   f"(Segment's identify + group: {DEMO_EMAIL} is {DEMO_USER_ID} in {DEMO_GROUP_ID})")
+        click.echo(
+            f"- POST segment   -> {loop.status_code}  applied={loop.json().get('applied', 0)} "
+            f"(Segment's identify + group: {DEMO_EMAIL} is {DEMO_USER_ID} in {DEMO_GROUP_ID})"
+        )
         tally = ResolutionTally()
         for source, body, headers in sample_bodies():
             signed = signed_request(stack, source, body, headers)
@@ -112,16 +128,20 @@ def main(port: int, real_segment: bool, write_key: str | None, region: str, once
             response = requests.post(stack.webhook_url(source), data=signed[1], headers=signed[0], timeout=30)
             result = response.json()
             tally.record(source, result)
-            click.echo(f"- POST {source:<9} -> {response.status_code}  accepted={result.get('accepted', 0)} "
-                       f"skipped={len(result.get('skipped', []))} rejected={len(result.get('rejected', []))}")
+            click.echo(
+                f"- POST {source:<9} -> {response.status_code}  accepted={result.get('accepted', 0)} "
+                f"skipped={len(result.get('skipped', []))} rejected={len(result.get('rejected', []))}"
+            )
         drained = stack.wait_until_drained(timeout=30)
         click.echo("")
         if stack.sink is not None:
             requests_seen = stack.sink.snapshot()
             click.secho(f"The Segment sink received {len(requests_seen)} /v1/batch request(s):", bold=True)
             for request in requests_seen:
-                click.echo(f" POST /v1/batch  status={request.status}  messages={request.message_count}  "
-                           f"bytes={request.body_bytes}  writeKey={request.summary()['write_key']}  sentAt={request.sent_at}")
+                click.echo(
+                    f" POST /v1/batch  status={request.status}  messages={request.message_count}  "
+                    f"bytes={request.body_bytes}  writeKey={request.summary()['write_key']}  sentAt={request.sent_at}"
+                )
                 for message in request.messages:
                     click.echo(describe(message))
             if requests_seen and requests_seen[0].messages:

@@ -13,9 +13,10 @@ import click
 
 from segment_bridge.config import get_settings
 from segment_bridge.errors import MalformedRequest
-from segment_bridge.ingest import IngestResult, MessageReviewer, map_and_normalize
-from segment_bridge.normalize import Integration, NormalizedMessage
-from segment_bridge.sources import SOURCES, SourceSettings, WebhookRequest
+from segment_bridge.events import WebhookRequest
+from segment_bridge.ingest.normalize import Integration, NormalizedMessage
+from segment_bridge.ingest.pipeline import IngestResult, MessageReviewer, map_and_normalize
+from segment_bridge.ingest.sources import SOURCES, SourceSettings
 from segment_bridge.tenants import TenantConfig
 
 FORM = "application/x-www-form-urlencoded"
@@ -43,16 +44,30 @@ def dry_run(
     policy = user_id_policy or document.get("identity", {}).get("missing_user_id", "reject")
     settings = SourceSettings.model_validate({k: v for k, v in values.items() if k in SourceSettings.model_fields})
     conformance = {"conformance": document["conformance"]} if "conformance" in document else {}
-    config = TenantConfig.model_validate({"write_key": "dry-run", "identity": {"missing_user_id": policy}, **conformance})
-    request = WebhookRequest(source=source, tenant=tenant, method="POST", body=body, query=query or {},
-                             headers={"content-type": content_type or sorted(adapter.media_types)[0]})
+    config = TenantConfig.model_validate(
+        {"write_key": "dry-run", "identity": {"missing_user_id": policy}, **conformance}
+    )
+    request = WebhookRequest(
+        source=source,
+        tenant=tenant,
+        method="POST",
+        body=body,
+        query=query or {},
+        headers={"content-type": content_type or sorted(adapter.media_types)[0]},
+    )
     if request.media_type not in adapter.media_types:
         raise click.UsageError(f"{source} takes {' or '.join(sorted(adapter.media_types))}, not {request.media_type!r}")
     if request.media_type == FORM:  # a saved form body ends in a newline no tool would have sent
         request = replace(request, body=body.rstrip(b"\r\n"))
     app = get_settings()
     try:
-        return map_and_normalize(request, adapter, settings, config,
-                                 Integration(app.integration_name, app.integration_version), reviewer=reviewer)
+        return map_and_normalize(
+            request,
+            adapter,
+            settings,
+            config,
+            Integration(app.integration_name, app.integration_version),
+            reviewer=reviewer,
+        )
     except MalformedRequest as exc:
         raise click.ClickException(exc.message) from None

@@ -71,8 +71,18 @@ class FaultPlan:
             (self.stall, Stall(self.stall_seconds, rejection)),
             (self.error_500, _error(500, "internal_error", "injected 500")),
             (self.error_503, _error(503, "service_unavailable", "injected 503")),
-            (self.rate_limited, _error(429, "rate_limited", "injected 429", {
-                "Retry-After": f"{self.retry_after_seconds:g}", "X-RateLimit-Reset": f"{self.retry_after_seconds:g}"})),
+            (
+                self.rate_limited,
+                _error(
+                    429,
+                    "rate_limited",
+                    "injected 429",
+                    {
+                        "Retry-After": f"{self.retry_after_seconds:g}",
+                        "X-RateLimit-Reset": f"{self.retry_after_seconds:g}",
+                    },
+                ),
+            ),
         ):
             if roll < share:
                 return reply

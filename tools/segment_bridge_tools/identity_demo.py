@@ -26,10 +26,22 @@ def segment_calls(now: float | None = None) -> list[dict[str, Any]]:
     """An identify and a group call as Segment forwards them (messageIds stable, so re-runs are duplicates)."""
     sent = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now or time.time()))
     return [
-        {"type": "identify", "userId": DEMO_USER_ID, "anonymousId": "anon-demo-1", "messageId": "demo-identify-1",
-         "timestamp": sent, "traits": {"email": DEMO_EMAIL, "name": "Example Recipient"}},
-        {"type": "group", "userId": DEMO_USER_ID, "groupId": DEMO_GROUP_ID, "messageId": "demo-group-1",
-         "timestamp": sent, "traits": {"name": "Example Account"}},
+        {
+            "type": "identify",
+            "userId": DEMO_USER_ID,
+            "anonymousId": "anon-demo-1",
+            "messageId": "demo-identify-1",
+            "timestamp": sent,
+            "traits": {"email": DEMO_EMAIL, "name": "Example Recipient"},
+        },
+        {
+            "type": "group",
+            "userId": DEMO_USER_ID,
+            "groupId": DEMO_GROUP_ID,
+            "messageId": "demo-group-1",
+            "timestamp": sent,
+            "traits": {"name": "Example Account"},
+        },
     ]
 
 
@@ -39,8 +51,11 @@ def basic_auth(api_key: str) -> str:
 
 
 def send_segment_calls(stack: LocalStack, calls: list[dict[str, Any]] | None = None) -> requests.Response:
-    headers = {"Content-Type": "application/json", "User-Agent": "Segment.io/1.0",
-               "Authorization": basic_auth(stack.config.destination_api_key)}
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "Segment.io/1.0",
+        "Authorization": basic_auth(stack.config.destination_api_key),
+    }
     return requests.post(stack.destination_url(), json={"batch": calls or segment_calls()}, headers=headers, timeout=10)
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import base64
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import parse_qsl
 
 
@@ -73,31 +74,41 @@ def api_gateway_event(
     }
 
 
-def sqs_event(messages: list[Mapping[str, Any]], queue_arn: str = "arn:aws:sqs:us-east-1:123456789012:segment-bridge") -> dict[str, Any]:
+def sqs_event(
+    messages: list[Mapping[str, Any]], queue_arn: str = "arn:aws:sqs:us-east-1:123456789012:segment-bridge"
+) -> dict[str, Any]:
     """An SQS event as the Lambda event source mapping delivers it, from ReceiveMessage results."""
     records = []
     for message in messages:
         attributes = dict(message.get("Attributes") or {})
-        records.append({
-            "messageId": message["MessageId"],
-            "receiptHandle": message.get("ReceiptHandle", ""),
-            "body": message["Body"],
-            "attributes": {
-                "ApproximateReceiveCount": attributes.get("ApproximateReceiveCount", "1"),
-                "SentTimestamp": attributes.get("SentTimestamp", str(int(time.time() * 1000))),
-                "SenderId": attributes.get("SenderId", "AIDAEXAMPLE"),
-                "ApproximateFirstReceiveTimestamp": attributes.get("ApproximateFirstReceiveTimestamp", str(int(time.time() * 1000))),
-            },
-            "messageAttributes": {
-                name: {"stringValue": value.get("StringValue"), "dataType": value.get("DataType", "String"),
-                       "stringListValues": [], "binaryListValues": []}
-                for name, value in (message.get("MessageAttributes") or {}).items()
-            },
-            "md5OfBody": message.get("MD5OfBody", ""),
-            "eventSource": "aws:sqs",
-            "eventSourceARN": queue_arn,
-            "awsRegion": queue_arn.split(":")[3],
-        })
+        records.append(
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message.get("ReceiptHandle", ""),
+                "body": message["Body"],
+                "attributes": {
+                    "ApproximateReceiveCount": attributes.get("ApproximateReceiveCount", "1"),
+                    "SentTimestamp": attributes.get("SentTimestamp", str(int(time.time() * 1000))),
+                    "SenderId": attributes.get("SenderId", "AIDAEXAMPLE"),
+                    "ApproximateFirstReceiveTimestamp": attributes.get(
+                        "ApproximateFirstReceiveTimestamp", str(int(time.time() * 1000))
+                    ),
+                },
+                "messageAttributes": {
+                    name: {
+                        "stringValue": value.get("StringValue"),
+                        "dataType": value.get("DataType", "String"),
+                        "stringListValues": [],
+                        "binaryListValues": [],
+                    }
+                    for name, value in (message.get("MessageAttributes") or {}).items()
+                },
+                "md5OfBody": message.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": queue_arn.split(":")[3],
+            }
+        )
     return {"Records": records}
 
 

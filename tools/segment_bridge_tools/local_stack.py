@@ -21,14 +21,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import Request, urlopen
 
 from .lambda_events import LocalLambdaContext, api_gateway_event, sqs_event
 from .sink import Responder, SegmentSink
-
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The Lambda handlers are deployed from functions/<name>/; import them from there, as Lambda does.
@@ -83,7 +82,7 @@ class LocalStack:
         self._saved_env: dict[str, str | None] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
-    def start(self) -> "LocalStack":
+    def start(self) -> LocalStack:
         import logging
 
         from moto.server import ThreadedMotoServer
@@ -118,16 +117,26 @@ class LocalStack:
             env["SEGMENT_URL_EU"] = self.sink.batch_url
         self._set_env(env)
         self._create_resources()
-        self._set_env({"QUEUE_URL": self.queue_url, "DEAD_LETTER_QUEUE_URL": self.dlq_url,
-                       "IDENTITY_TABLE_NAME": IDENTITY_TABLE,
-                       "REPLAY_TABLE_NAME": REPLAY_TABLE})
+        self._set_env(
+            {
+                "QUEUE_URL": self.queue_url,
+                "DEAD_LETTER_QUEUE_URL": self.dlq_url,
+                "IDENTITY_TABLE_NAME": IDENTITY_TABLE,
+                "REPLAY_TABLE_NAME": REPLAY_TABLE,
+            }
+        )
         ingest_handler, forward_handler = _fresh_handlers()
         # Same API, second function: Segment's calls go to the destination handler with its 4 s timeout.
         destination = (importlib.import_module("destination_handler"), 4.0)
         self.ingest = IngestServer(ingest_handler, port=cfg.ingest_port, routes={"/v1/segment/": destination}).start()
         self.pollers = [
-            QueuePoller(forward_handler, self.queue_url, cfg.batch_size, cfg.batching_window_seconds,
-                        cfg.forwarder_timeout_seconds).start()
+            QueuePoller(
+                forward_handler,
+                self.queue_url,
+                cfg.batch_size,
+                cfg.batching_window_seconds,
+                cfg.forwarder_timeout_seconds,
+            ).start()
             for _ in range(max(cfg.forwarder_concurrency, 1))
         ]
         return self
@@ -148,7 +157,7 @@ class LocalStack:
                 os.environ[name] = value
         clear_caches()
 
-    def __enter__(self) -> "LocalStack":
+    def __enter__(self) -> LocalStack:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -172,15 +181,24 @@ class LocalStack:
             QueueName="segment-bridge",
             Attributes={
                 "VisibilityTimeout": str(cfg.visibility_timeout_seconds),
-                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(cfg.max_receive_count)}),
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(cfg.max_receive_count)}
+                ),
             },
         )["QueueUrl"]
         create_identity_table(boto3.client("dynamodb"), IDENTITY_TABLE)
         create_replay_table(boto3.client("dynamodb"), REPLAY_TABLE)
         sources = {"spec": {"signing_secret": cfg.signing_secret}, **cfg.source_settings}
-        self.put_tenant(cfg.tenant, {"write_key": cfg.write_key, "region": cfg.region, "sources": sources,
-                                     "identity": {"missing_user_id": cfg.identity_policy},
-                                     "destination": {"api_key": cfg.destination_api_key}})
+        self.put_tenant(
+            cfg.tenant,
+            {
+                "write_key": cfg.write_key,
+                "region": cfg.region,
+                "sources": sources,
+                "identity": {"missing_user_id": cfg.identity_policy},
+                "destination": {"api_key": cfg.destination_api_key},
+            },
+        )
 
     def put_tenant(self, tenant: str, document: dict[str, Any]) -> None:
         put_tenant_secret(tenant, document)
@@ -239,8 +257,11 @@ def clear_caches() -> None:
     parameters.clear_caches()
     config.get_settings.cache_clear()
     aws.client.cache_clear()
-    for module_name, getter in (("ingest_handler", "get_ingestor"), ("forward_handler", "get_forwarder"),
-                                ("destination_handler", "get_service")):
+    for module_name, getter in (
+        ("ingest_handler", "get_ingestor"),
+        ("forward_handler", "get_forwarder"),
+        ("destination_handler", "get_service"),
+    ):
         module = sys.modules.get(module_name)
         if module is not None:
             getattr(module, getter).cache_clear()
@@ -262,18 +283,28 @@ def put_tenant_secret(tenant: str, document: dict[str, Any], prefix: str = "segm
 
 def create_identity_table(dynamodb: Any, name: str) -> None:
     """The template's IdentityTable, as far as moto emulates it (key, on-demand, TTL attribute)."""
-    dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
-                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                          KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
-    dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"})
+    dynamodb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+    )
+    dynamodb.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiresAt"}
+    )
 
 
 def create_replay_table(dynamodb: Any, name: str) -> None:
     """The template's ReplayTable (key `key`, TTL on `expires_at`)."""
-    dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
-                          AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}],
-                          KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}])
-    dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
+    dynamodb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
+    )
+    dynamodb.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+    )
 
 
 class IngestServer:
@@ -283,8 +314,13 @@ class IngestServer:
     puts /v1/segment/{tenant} on the destination function; everything else goes to ingest.
     """
 
-    def __init__(self, handler_module: Any, host: str = "127.0.0.1", port: int = 0,
-                 routes: dict[str, tuple[Any, float]] | None = None) -> None:
+    def __init__(
+        self,
+        handler_module: Any,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        routes: dict[str, tuple[Any, float]] | None = None,
+    ) -> None:
         self.handler_module = handler_module
         self.routes = {**(routes or {}), "/": (handler_module, 20.0)}
         # One Lambda instance handles one request at a time; the resolver keeps per-request state.
@@ -303,8 +339,13 @@ class IngestServer:
                 body = self.rfile.read(length) if length else b""
                 parts = urlsplit(self.path)
                 event = api_gateway_event(
-                    self.command, parts.path, body, headers=dict(self.headers.items()), query=parts.query,
-                    domain=self.headers.get("Host", "localhost"), source_ip=self.client_address[0],
+                    self.command,
+                    parts.path,
+                    body,
+                    headers=dict(self.headers.items()),
+                    query=parts.query,
+                    domain=self.headers.get("Host", "localhost"),
+                    source_ip=self.client_address[0],
                 )
                 prefix = next(prefix for prefix in server.routes if parts.path.startswith(prefix))
                 module, timeout = server.routes[prefix]
@@ -333,7 +374,7 @@ class IngestServer:
         host, port = self.server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "IngestServer":
+    def start(self) -> IngestServer:
         threading.Thread(target=self.server.serve_forever, name="ingest-api", daemon=True).start()
         return self
 
@@ -345,8 +386,9 @@ class IngestServer:
 class QueuePoller:
     """Event source mapping stand-in: batch, invoke, delete successes, leave failures to SQS."""
 
-    def __init__(self, handler_module: Any, queue_url: str, batch_size: int, window_seconds: float,
-                 timeout_seconds: float = 60.0) -> None:
+    def __init__(
+        self, handler_module: Any, queue_url: str, batch_size: int, window_seconds: float, timeout_seconds: float = 60.0
+    ) -> None:
         import boto3
 
         self.handler_module = handler_module
@@ -360,7 +402,7 @@ class QueuePoller:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sqs-poller", daemon=True)
 
-    def start(self) -> "QueuePoller":
+    def start(self) -> QueuePoller:
         self._thread.start()
         return self
 
@@ -373,8 +415,10 @@ class QueuePoller:
         deadline = time.monotonic() + self.window_seconds
         while len(messages) < self.batch_size and not self._stop.is_set():
             batch = self.sqs.receive_message(
-                QueueUrl=self.queue_url, MaxNumberOfMessages=min(10, self.batch_size - len(messages)),
-                AttributeNames=["All"], MessageAttributeNames=["All"],
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=min(10, self.batch_size - len(messages)),
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
             ).get("Messages", [])
             messages.extend(batch)
             if time.monotonic() >= deadline:
@@ -404,12 +448,16 @@ class QueuePoller:
         event = sqs_event(messages)
         self.invocations += 1
         try:
-            response = self.handler_module.lambda_handler(event, LocalLambdaContext(timeout_seconds=self.timeout_seconds))
+            response = self.handler_module.lambda_handler(
+                event, LocalLambdaContext(timeout_seconds=self.timeout_seconds)
+            )
             failed = {f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])}
         except Exception:
             failed = {m["MessageId"] for m in messages}  # whole batch failed: everything comes back
         done = [m for m in messages if m["MessageId"] not in failed]
         for start in range(0, len(done), 10):
-            chunk = done[start:start + 10]
-            self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)])
+            chunk = done[start : start + 10]
+            self.sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
+            )

@@ -20,8 +20,8 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from segment_bridge.signatures import hmac_digest, sign_timestamped, url_params_payload
-from segment_bridge.sources.form import form_pairs
+from segment_bridge.ingest.signatures import hmac_digest, sign_timestamped, url_params_payload
+from segment_bridge.ingest.sources.form import form_pairs
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
@@ -34,8 +34,9 @@ DEMO_SENDGRID_PRIVATE_KEY = ec.derive_private_key(
 
 def public_key_base64(private_key: ec.EllipticCurvePrivateKey) -> str:
     """The public half as SendGrid shows it: base64 DER SubjectPublicKeyInfo."""
-    der = private_key.public_key().public_bytes(serialization.Encoding.DER,
-                                                serialization.PublicFormat.SubjectPublicKeyInfo)
+    der = private_key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return base64.b64encode(der).decode("ascii")
 
 
@@ -89,7 +90,7 @@ def sign(
         payload["signature"] = {"timestamp": str(timestamp), "token": token, "signature": digest}
         return {"Content-Type": JSON}, json.dumps(payload).encode("utf-8")
     if source == "postmark":
-        credentials = f"{settings['username']}:{settings['password']}".encode("utf-8")
+        credentials = f"{settings['username']}:{settings['password']}".encode()
         return {"Content-Type": JSON, "Authorization": "Basic " + base64.b64encode(credentials).decode("ascii")}, body
     if source in ("mandrill", "twilio"):
         key = settings["webhook_key" if source == "mandrill" else "auth_token"]

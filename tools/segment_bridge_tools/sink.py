@@ -16,9 +16,10 @@ import gzip
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Union
+from typing import Any
 
 from segment_bridge.limits import MAX_BATCH_MESSAGES, MAX_BATCH_REQUEST_BYTES, MAX_MESSAGE_BYTES
 
@@ -39,7 +40,7 @@ class Stall:
     answer: Answer | None = None
 
 
-Reply = Union[Answer, Drop, Stall]
+Reply = Answer | Drop | Stall
 #: A hook that may answer instead of the sink (fault injection): gets the parsed request (with the
 #: sink's verdict in `status`), returns a `Reply`, or None to let the sink answer normally.
 Responder = Callable[["ReceivedRequest"], "Reply | None"]
@@ -142,10 +143,11 @@ class SegmentSink:
     def batch_url(self) -> str:
         return f"{self.url}/v1/batch"
 
-    def start(self) -> "SegmentSink":
+    def start(self) -> SegmentSink:
         # A short poll interval makes stop() quick (the default 0.5 s adds up across tests).
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="segment-sink", daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, name="segment-sink", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -195,7 +197,10 @@ class SegmentSink:
                 return 400, {"code": "invalid_request", "message": "body is not valid gzip"}
         request.body_bytes = len(raw)
         if len(raw) > MAX_BATCH_REQUEST_BYTES:
-            return 400, {"code": "request_too_large", "message": f"batch is {len(raw)} bytes, limit {MAX_BATCH_REQUEST_BYTES}"}
+            return 400, {
+                "code": "request_too_large",
+                "message": f"batch is {len(raw)} bytes, limit {MAX_BATCH_REQUEST_BYTES}",
+            }
         try:
             payload = json.loads(raw)
             batch = payload["batch"]

@@ -1,4 +1,6 @@
-"""What every API Gateway handler of ours needs from a REST proxy event, and its JSON answers."""
+"""What every API Gateway handler of ours shares: the raw body of a REST proxy event, bounded JSON
+answers, and one set of error handlers (a `BridgeError` is its status with `{"message": ...}`, an
+unknown route a 404 that names the right one, anything unexpected a logged 500)."""
 
 from __future__ import annotations
 
@@ -7,14 +9,16 @@ import binascii
 import json
 from typing import Any
 
-from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
-from .errors import MalformedRequest
+from .errors import BridgeError, MalformedRequest
 from .limits import MAX_REPORT_TEXT_CHARS, MAX_RESPONSE_BYTES
+from .observability import logger, metrics
 
 
-def json_response(status: int, body: dict[str, Any]) -> Response:
+def json_response(status: int, body: dict[str, Any]) -> Response[str]:
     return Response(status_code=status, content_type="application/json", body=encode_bounded(body))
 
 
@@ -72,3 +76,29 @@ def raw_body(event: APIGatewayProxyEvent) -> bytes:
         return body.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:  # a lone surrogate API Gateway never produces: not text at all
         raise MalformedRequest("body is not valid UTF-8 text") from None
+
+
+def install_error_handlers(app: APIGatewayRestResolver, *, name: str, route_hint: str, retry_hint: str) -> None:
+    """The error answers of one API function (`name`: "ingest", "destination").
+
+    A `BridgeError` is counted as `{Name}Status{code}` and answered with its status and message
+    (5xx and 429 also logged: the caller will retry); an unknown route is a 404 that says
+    `route_hint`; anything else is logged with its traceback and answered 500 with `retry_hint`.
+    """
+    metric_prefix = name.capitalize()
+
+    @app.exception_handler(BridgeError)
+    def handle_bridge_error(error: BridgeError) -> Response[str]:
+        metrics.add_metric(name=f"{metric_prefix}Status{error.status_code}", unit=MetricUnit.Count, value=1)
+        if error.status_code >= 500 or error.status_code == 429:
+            logger.warning(f"{name} unavailable", extra={"status": error.status_code, "reason": error.message})
+        return json_response(error.status_code, error.body())
+
+    @app.not_found
+    def handle_not_found(_: Exception) -> Response[str]:
+        return json_response(404, {"message": f"no such route; {route_hint}"})
+
+    @app.exception_handler(Exception)
+    def handle_unexpected(error: Exception) -> Response[str]:
+        logger.exception(f"unhandled error in {name}")
+        return json_response(500, {"message": f"internal error; {retry_hint}"})

@@ -1,4 +1,9 @@
-"""Small adapters around the AWS calls we make, so domain code and tests can swap them.
+"""What every AWS adapter of ours shares: lazily made clients, and how failures are classified.
+
+The adapters themselves live next to the feature they serve (the SQS queue with ingest, the DLQ
+with forward, the replay table with ingest, the identity table with identity), as Powertools keeps
+`idempotency/persistence/` inside idempotency. Each takes its client through its constructor, so
+tests pass a moto-backed or fake one without patching module paths.
 
 Clients are created lazily (a boto3 client made before moto starts is not mocked) and honour
 `AWS_ENDPOINT_URL`, which is how `make run` points everything at the embedded moto server.
@@ -6,93 +11,61 @@ Clients are created lazily (a boto3 client made before moto starts is not mocked
 
 from __future__ import annotations
 
-import time
-from functools import lru_cache
-from typing import Any, Protocol
+from collections.abc import Callable
+from functools import cache
+from typing import Any, ClassVar
 
-from aws_lambda_powertools import Logger
+#: Error codes that mean "slow down", whatever the service: the caller should retry later (429).
+THROTTLING_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "Throttling",
+    }
+)
 
-from .errors import ServiceUnavailable
-from .queue_format import group_for_send
 
-logger = Logger(child=True)
-
-
-@lru_cache(maxsize=None)
+@cache
 def client(service: str, connect_timeout: float = 2, read_timeout: float = 5, max_attempts: int = 3) -> Any:
     import boto3
     from botocore.config import Config
 
+    # boto3-stubs type `boto3.client` per literal service name; ours takes the name as data.
+    make_client: Callable[..., Any] = boto3.client
     # Tight timeouts: the webhook caller waits on us, and SQS answers in milliseconds when healthy.
     # Callers with a harder deadline (the Segment destination: 5 s in all) pass tighter ones.
-    config = Config(connect_timeout=connect_timeout, read_timeout=read_timeout,
-                    retries={"mode": "standard", "max_attempts": max_attempts})
-    return boto3.client(service, config=config)
+    config = Config(
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        retries={"mode": "standard", "max_attempts": max_attempts},
+    )
+    return make_client(service, config=config)
 
 
-class MessageQueue(Protocol):
-    def send_bodies(self, bodies: list[str], attributes: dict[str, str]) -> int: ...
+class AwsAdapter:
+    """Base of an adapter over one AWS service: `self.client` is the injected client, or the
+    process-wide one (with `client_options`: timeouts, attempts) made on first use."""
 
+    service: ClassVar[str]
 
-class _SqsAdapter:
-    def __init__(self, queue_url: str, sqs: Any = None) -> None:
-        self.queue_url = queue_url
-        self._sqs = sqs
+    def __init__(self, aws_client: Any = None, **client_options: float) -> None:
+        self._client = aws_client
+        self._client_options = client_options
 
     @property
-    def sqs(self) -> Any:
-        if self._sqs is None:
-            self._sqs = client("sqs")
-        return self._sqs
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = client(self.service, **self._client_options)
+        return self._client
 
 
-class SqsQueue(_SqsAdapter):
-    """Sends bodies with SendMessageBatch; returns the number of API calls made."""
-
-    #: Entries SQS reports as Failed are re-sent this many times before we give up with a 503.
-    RESEND_ATTEMPTS = 2
-
-    def send_bodies(self, bodies: list[str], attributes: dict[str, str]) -> int:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        message_attributes = {k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()}
-        calls = 0
-        for batch in group_for_send(bodies):
-            pending = {str(i): body for i, body in enumerate(batch.bodies)}
-            for attempt in range(self.RESEND_ATTEMPTS + 1):
-                entries = [
-                    {"Id": key, "MessageBody": body, "MessageAttributes": message_attributes}
-                    for key, body in pending.items()
-                ]
-                try:
-                    calls += 1
-                    response = self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
-                except (BotoCoreError, ClientError) as exc:
-                    logger.warning("SendMessageBatch failed", extra={"error": type(exc).__name__, "attempt": attempt})
-                    if attempt == self.RESEND_ATTEMPTS:
-                        raise ServiceUnavailable("the queue is unavailable; retry the webhook later") from None
-                    continue
-                failed = {entry["Id"] for entry in response.get("Failed", [])}
-                pending = {key: body for key, body in pending.items() if key in failed}
-                if not pending:
-                    break
-                logger.warning("SendMessageBatch entries failed", extra={"failed": len(pending), "attempt": attempt})
-            if pending:
-                raise ServiceUnavailable("the queue refused part of the request; retry the webhook later")
-        return calls
-
-
-class DeadLetterQueue(Protocol):
-    def dead_letter(self, body: str, reason: str, attributes: dict[str, str]) -> None: ...
-
-
-class SqsDeadLetterQueue(_SqsAdapter):
-    """Writes a failed record to the DLQ with why it failed, as message attributes (never secrets)."""
-
-    def dead_letter(self, body: str, reason: str, attributes: dict[str, str]) -> None:
-        attrs = {"reason": reason[:1000], "dead_lettered_at": str(int(time.time())), **attributes}
-        self.sqs.send_message(
-            QueueUrl=self.queue_url,
-            MessageBody=body,
-            MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attrs.items() if v},
-        )
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a botocore `ClientError`, or the exception's class name (timeouts,
+    connection errors): what logs and metrics name, never the message (it can quote input)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        if code:
+            return str(code)
+    return type(exc).__name__

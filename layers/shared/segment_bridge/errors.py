@@ -1,24 +1,23 @@
-"""Domain errors that carry the HTTP status a caller should see.
+"""Domain errors that carry the HTTP status a caller should see: a request refused as a whole.
 
-The ingest handler maps each to `{"message": ...}` with its status; nothing else in the package
-knows about HTTP. Messages are written for the caller: they say what to fix, never echo a secret.
+The API handlers map each to `{"message": ...}` with its status (`apigw.install_error_handlers`);
+nothing else in the package knows about HTTP. Messages are written for the caller: they say what
+to fix, never echo a secret. They carry nothing else: what became of a request that was handled
+(accepted, skipped and rejected events) is a result value, never an exception.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 
 class BridgeError(Exception):
     status_code = 400
 
-    def __init__(self, message: str, **extra: Any) -> None:
+    def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-        self.extra = extra
 
-    def body(self) -> dict[str, Any]:
-        return {"message": self.message, **self.extra}
+    def body(self) -> dict[str, str]:
+        return {"message": self.message}
 
 
 class MalformedRequest(BridgeError):
@@ -44,12 +43,6 @@ class PayloadTooLarge(BridgeError):
 
 class UnsupportedMediaType(BridgeError):
     status_code = 415
-
-
-class NothingAccepted(BridgeError):
-    """Every event in the request was rejected; the body lists why, per index."""
-
-    status_code = 422
 
 
 class Throttled(BridgeError):

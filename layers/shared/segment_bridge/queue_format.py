@@ -22,8 +22,9 @@ The dead-letter queue uses the same format, so a redrive is a plain resend.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -117,8 +118,10 @@ def split_body(body: str) -> RawBatch:
         raise UnreadableBody(f"unreadable queue message: {exc.error_count()} error(s) in the header") from None
     lines = rest.split("\n") if rest else []
     if len(lines) != parsed.count or not all(line.startswith("{") and line.endswith("}") for line in lines):
-        raise UnreadableBody(f"unreadable queue message: the header announces {parsed.count} message line(s), "
-                             f"the body has {len(lines)} (or a line is not a JSON object)")
+        raise UnreadableBody(
+            f"unreadable queue message: the header announces {parsed.count} message line(s), "
+            f"the body has {len(lines)} (or a line is not a JSON object)"
+        )
     return RawBatch(parsed.tenant, parsed.source, lines)
 
 
@@ -134,8 +137,9 @@ def read_body(body: str) -> QueuedBatch:
     """Either version as objects (the DLQ tools, tests); raises `UnreadableBody`. Not for the hot path."""
     raw = split_body(body)
     try:
-        return QueuedBatch(v=FORMAT_VERSION, tenant=raw.tenant, source=raw.source,
-                           messages=[json.loads(line) for line in raw.messages])
+        return QueuedBatch(
+            v=FORMAT_VERSION, tenant=raw.tenant, source=raw.source, messages=[json.loads(line) for line in raw.messages]
+        )
     except ValueError:  # ValidationError is one too
         raise UnreadableBody("unreadable queue message: a message line is not a JSON object") from None
 

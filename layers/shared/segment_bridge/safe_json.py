@@ -1,4 +1,6 @@
-"""JSON from untrusted bytes: parse errors and hostile nesting become a 400, never a crash.
+"""JSON from untrusted senders: parsing, reading a text field, and a canonical digest.
+
+Parsing: parse errors and hostile nesting become a 400, never a crash.
 
 Python's `json` parser and encoders recurse once per nesting level, so `[[[[...` a few thousand
 levels deep raises `RecursionError` (a 500 if nothing catches it), and a structure just under the
@@ -9,6 +11,7 @@ parser's limit can still blow up later, when pydantic or `json.dumps` walk it fr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from itertools import accumulate
@@ -79,3 +82,23 @@ def loads(data: bytes | str, what: str = "body", max_depth: int = MAX_JSON_DEPTH
         raise MalformedRequest(f"{what} nests arrays or objects too deeply") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise MalformedRequest(f"{what} is not valid JSON: {exc}") from None
+
+
+def text(value: Any) -> str | None:
+    """A field read as text: a non-empty string, or a number as a string (ids often arrive as
+    numbers); None for anything else, blank strings included. Every reader of untrusted JSON
+    (the tools' fields, Segment's calls) uses this one rule."""
+    if isinstance(value, str):
+        # Blank is what `strip()` would empty (the same Unicode whitespace), without building a copy.
+        return value if value and not value.isspace() else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def content_digest(value: Any) -> str:
+    """`sha256:<hex>` of `value` as canonical JSON (sorted keys, compact, UTF-8): the same content
+    gives the same digest in any key order. It stands in for an id the sender did not give (the
+    derived messageId of an event without one), so its form must never change."""
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()

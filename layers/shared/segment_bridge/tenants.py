@@ -13,9 +13,8 @@ import time
 from collections import OrderedDict
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from .conformance_policy import ConformancePolicy
 from .errors import TenantConfigError
 
 #: Tenant ids become part of a secret name and of metric dimensions: a tight charset, no dots or
@@ -30,6 +29,60 @@ Region = Literal["us", "eu"]
 
 def is_valid_tenant_id(tenant: str) -> bool:
     return bool(TENANT_ID_PATTERN.fullmatch(tenant))
+
+
+#: What a tenant wants done with a family of conformance findings (checks: `segment_bridge.conformance`).
+Action = Literal["fix", "warn", "reject"]
+
+
+class ConformanceRules(BaseModel):
+    """One action per family of checks (see `segment_bridge.conformance`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Near-miss Spec event names, other forms of documented keys, wrong types.
+    spec: Action = "fix"
+    #: Naming conventions: Proper Case events, snake_case properties, documented trait forms.
+    style: Action = "warn"
+    #: Partner rules the bridge can check before normalizing (a writeKey in the body).
+    partner: Action = "fix"
+
+    def action_for(self, family: str) -> Action:
+        return getattr(self, family) if family in ConformanceRules.model_fields else "warn"
+
+
+class RuleOverrides(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    spec: Action | None = None
+    style: Action | None = None
+    partner: Action | None = None
+
+
+class ConformancePolicy(ConformanceRules):
+    """What a tenant wants done with conformance findings, per family of checks and per source.
+
+    Stored in the tenant secret under `conformance` (see docs/conformance.md):
+
+        {"spec": "fix", "style": "warn", "partner": "fix",
+         "sources": {"stripe": {"style": "fix"}}}
+
+    - `fix`: apply the finding's safe repair and record the original in `context.conformance`; a
+      finding with no safe repair is refused if it is an error and forwarded if it is a warning, so
+      under `fix` nothing that breaks the Spec reaches Segment.
+    - `warn`: forward the event unchanged; the finding is reported, logged and counted.
+    - `reject`: refuse the event with the finding as the reason.
+    """
+
+    #: Per-source overrides of the tenant-wide rules, keyed by source name.
+    sources: dict[str, RuleOverrides] = Field(default_factory=dict)
+
+    def rules_for(self, source: str) -> ConformanceRules:
+        rules = {name: getattr(self, name) for name in ConformanceRules.model_fields}
+        override = self.sources.get(source)
+        if override is not None:
+            rules.update(override.model_dump(exclude_none=True))
+        return ConformanceRules.model_construct(**rules)
 
 
 class IdentityPolicy(BaseModel):
@@ -53,6 +106,13 @@ class DestinationSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     api_key: SecretStr = Field(min_length=16)
+
+    @field_validator("api_key")
+    @classmethod
+    def _fits_basic_auth(cls, value: SecretStr) -> SecretStr:
+        if ":" in value.get_secret_value():
+            raise ValueError("must not contain ':' (HTTP Basic credentials end the key at the first colon)")
+        return value
 
 
 class TenantConfig(BaseModel):
@@ -148,7 +208,8 @@ class SecretsManagerTenants:
         self._prefix = prefix
         self._max_age = max_age
         self._provider = SecretsProvider(boto3_client=client) if client is not None else SecretsProvider()
-        self._parsed: dict[str, tuple[str, TenantConfig]] = {}
+        #: tenant -> (the provider's cached value, its parsed config): compared by identity only.
+        self._parsed: dict[str, tuple[object, TenantConfig]] = {}
         self._unknown: OrderedDict[str, float] = OrderedDict()  # tenant -> monotonic time it may be asked again
 
     def get(self, tenant: str) -> TenantConfig:

@@ -1,0 +1,197 @@
+"""Ingest: one verified webhook in, normalized Spec messages on the queue, a per-event report out.
+
+Order of checks is cheap-first and never reveals whether a tenant exists: route and tenant-id
+syntax, size, media type, then the tenant's secret and the tool's signature (unknown tenant and
+bad signature are the same 401), then parsing and per-event normalization.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import Settings
+from ..errors import MalformedRequest, PayloadTooLarge, UnknownSource, UnsupportedMediaType
+from ..events import MappedEvent, Rejected, Skipped, WebhookRequest
+from ..limits import MAX_EVENTS_PER_REQUEST
+from ..queue_format import pack_queue_bodies
+from ..tenants import TENANT_ID_RULE, TenantConfig, TenantDirectory, is_valid_tenant_id, load_tenant
+from .normalize import Integration, NormalizedMessage, normalize
+from .ports import IdentityResolver, MessageQueue, MessageReviewer, ReplayGuard
+from .replay import InMemoryReplayGuard
+from .sources import Source, SourceSettings, VerifyContext, get_source
+
+#: What a caller is told when every event of its request was refused (422), above the per-event reasons.
+NOTHING_ACCEPTED = "no event in the request was accepted; each is listed under rejected with the reason"
+
+
+@dataclass
+class IngestResult:
+    """What became of one webhook's events; the handler answers 202 or, when `nothing_accepted`, 422."""
+
+    accepted: list[str] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    #: Conformance decisions: {"index", "code", "severity", "action", "path", "message", "fix"}.
+    conformance: list[dict[str, Any]] = field(default_factory=list)
+    resolved: int = 0
+    #: Events without a userId whose recipient the identity table did not know (the policy applied).
+    unresolved: int = 0
+    sqs_calls: int = 0
+
+    @property
+    def nothing_accepted(self) -> bool:
+        """Every event was refused (skipped ones alone are a success: the tool did nothing wrong)."""
+        return not self.accepted and bool(self.rejected)
+
+    @property
+    def received(self) -> int:
+        return len(self.accepted) + len(self.rejected) + len(self.skipped)
+
+    def body(self) -> dict[str, Any]:
+        """The response body, the same shape for 202 and 422 (which adds the `message`)."""
+        body: dict[str, Any] = {"message": NOTHING_ACCEPTED} if self.nothing_accepted else {}
+        body.update(accepted=len(self.accepted), messageIds=self.accepted, rejected=self.rejected)
+        if self.skipped:
+            body["skipped"] = self.skipped
+        if self.conformance:
+            body["conformance"] = self.conformance
+        if self.resolved:
+            body["resolvedUserIds"] = self.resolved
+        if self.unresolved:
+            body["unresolvedUserIds"] = self.unresolved
+        return body
+
+
+class Ingestor:
+    def __init__(
+        self,
+        settings: Settings,
+        tenants: TenantDirectory,
+        queue: MessageQueue,
+        *,
+        clock: Callable[[], float] = time.time,
+        reviewer: MessageReviewer | None = None,
+        identity: IdentityResolver | None = None,
+        replay_guard: ReplayGuard | None = None,
+    ) -> None:
+        self.settings = settings
+        self.tenants = tenants
+        self.queue = queue
+        self.reviewer = reviewer
+        self.identity = identity
+        self.integration = Integration(settings.integration_name, settings.integration_version)
+        # Without a shared guard (the DynamoDB table the template creates), one per instance.
+        self.verify_context = VerifyContext(
+            settings.signature_tolerance_seconds,
+            clock,
+            replay_guard if replay_guard is not None else InMemoryReplayGuard(),
+        )
+
+    # -- request-level checks -------------------------------------------------------------
+    def source_for(self, request: WebhookRequest) -> Source[Any]:
+        source = get_source(request.source)
+        if source is None:
+            raise UnknownSource(f"unknown source {request.source[:64]!r}; use one of the documented sources")
+        if not is_valid_tenant_id(request.tenant):
+            raise MalformedRequest(TENANT_ID_RULE)
+        return source
+
+    def authenticate(self, request: WebhookRequest, source: Source[Any]) -> tuple[TenantConfig, SourceSettings]:
+        if len(request.body) > self.settings.max_body_bytes:
+            raise PayloadTooLarge(f"body exceeds {self.settings.max_body_bytes} bytes; send smaller batches")
+        if request.media_type not in source.media_types:
+            expected = " or ".join(sorted(source.media_types))
+            raise UnsupportedMediaType(f"Content-Type must be {expected} for source {source.name!r}")
+        if (request.header("content-encoding") or "identity").strip().lower() != "identity":
+            # Signatures cover the bytes as sent, and no tool compresses its webhooks: refuse
+            # instead of failing later with an unreadable body (and never inflate a zip bomb).
+            raise UnsupportedMediaType("Content-Encoding is not supported; send the body uncompressed")
+        tenant = load_tenant(self.tenants, request.tenant)
+        settings = source.settings_for(tenant)
+        source.verify(request, settings, self.verify_context)
+        return tenant, settings
+
+    # -- the pipeline ---------------------------------------------------------------------
+    def handle(self, request: WebhookRequest) -> IngestResult:
+        source = self.source_for(request)
+        tenant, settings = self.authenticate(request, source)
+        result, normalized = map_and_normalize(
+            request, source, settings, tenant, self.integration, reviewer=self.reviewer, identity=self.identity
+        )
+        if not normalized:
+            return result  # nothing to send: every event skipped or rejected (`nothing_accepted`)
+
+        bodies = pack_queue_bodies(request.tenant, source.name, [(m.json, m.size) for m in normalized])
+        result.sqs_calls = self.queue.send_bodies(bodies, {"tenant": request.tenant, "source": source.name})
+        return result
+
+
+def map_and_normalize(
+    request: WebhookRequest,
+    source: Source[Any],
+    settings: SourceSettings,
+    tenant: TenantConfig,
+    integration: Integration,
+    *,
+    reviewer: MessageReviewer | None = None,
+    identity: IdentityResolver | None = None,
+) -> tuple[IngestResult, list[NormalizedMessage]]:
+    """Parse an already verified request and finish each event; no signature check, no queue.
+
+    Shared by `Ingestor.handle` and the `segment-bridge normalize` dry run, so a dry run shows
+    exactly what ingest would enqueue. Raises `MalformedRequest` for a body the source cannot read.
+    """
+    result = IngestResult()
+    mapped: list[tuple[int, MappedEvent]] = []
+    events = source.parse(request)
+    if len(events) > MAX_EVENTS_PER_REQUEST:  # bounds the per-request work (and the response) up front
+        raise PayloadTooLarge(f"{len(events)} events in one request; send at most {MAX_EVENTS_PER_REQUEST}")
+    for index, event in enumerate(events):
+        try:
+            outcome = source.map_event(event, settings)
+        except Rejected as exc:
+            result.rejected.append({"index": index, "message": str(exc)})
+            continue
+        if isinstance(outcome, Skipped):
+            result.skipped.append({"index": index, "reason": outcome.reason})
+        else:
+            mapped.append((index, outcome))
+
+    if identity is not None and mapped:
+        resolution = identity.resolve(request.tenant, tenant, [event for _, event in mapped])
+        result.resolved, result.unresolved = resolution.resolved, resolution.missed
+
+    # Every review, then every normalization: the same results as one event at a time (each step
+    # only looks at its own event), and each loop keeps its own code hot (bench/ingest.py).
+    if reviewer is not None:
+        reviewed: list[tuple[int, MappedEvent]] = []
+        for index, event in mapped:
+            try:
+                review = reviewer.review(event, source=source.name, tenant_id=request.tenant, tenant=tenant)
+                if review.decisions:
+                    result.conformance.extend({"index": index, **d.as_dict()} for d in review.decisions)
+                    if review.refusal:
+                        raise Rejected(review.refusal)
+            except Rejected as exc:
+                result.rejected.append({"index": index, "message": str(exc)})
+                continue
+            reviewed.append((index, event))
+        mapped = reviewed
+
+    normalized: list[NormalizedMessage] = []
+    for index, event in mapped:
+        try:
+            message = normalize(
+                event, tenant_id=request.tenant, tenant=tenant, source=source.name, integration=integration
+            )
+        except Rejected as exc:
+            result.rejected.append({"index": index, "message": str(exc)})
+            continue
+        normalized.append(message)
+        result.accepted.append(message.message_id)
+
+    result.rejected.sort(key=lambda r: r["index"])
+    return result, normalized

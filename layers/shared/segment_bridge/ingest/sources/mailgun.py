@@ -1,0 +1,131 @@
+"""`mailgun`: one JSON event per request, `{"signature": {...}, "event-data": {...}}`.
+
+The signature is in the body: hex HMAC-SHA256 of `timestamp + token` with the webhook signing key.
+It does not cover event-data, so besides the timestamp window each token is claimed in the
+deployment's replay guard (`VerifyContext.replay_guard`), bound to the body it first came with
+(see `segment_bridge.ingest.replay`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pydantic import SecretStr
+
+from ...errors import MalformedRequest, Unauthorized
+from ...events import MappedEvent, Rejected, Skipped, WebhookRequest
+from ...safe_json import text
+from ..signatures import check_hex_signature, check_timestamp
+from . import email
+from .base import Source, SourceSettings, VerifyContext, load_json
+from .mapping import (
+    EventTable,
+    PropertyTable,
+    ToolEvent,
+    as_list,
+    custom_user_id,
+    dig,
+    event_key,
+    first_item,
+    from_unix,
+    read_properties,
+)
+
+EVENTS = EventTable(
+    tool="mailgun",
+    noun="Email",
+    mapped={
+        "delivered": email.EMAIL_DELIVERED,
+        "opened": email.EMAIL_OPENED,
+        "clicked": email.EMAIL_LINK_CLICKED,
+        "failed/permanent": email.EMAIL_BOUNCED,
+        "complained": email.EMAIL_MARKED_AS_SPAM,
+        "unsubscribed": email.UNSUBSCRIBED,
+    },
+    unmapped={
+        "failed/temporary": email.EMAIL_DEFERRED,  # Mailgun retries these
+        "failed/suppressed": email.EMAIL_DROPPED,  # not sent: the address is on a suppression list
+        "rejected": email.EMAIL_DROPPED,
+    },
+)
+
+
+def _campaign(field: str) -> Callable[[Mapping[str, Any]], Any]:
+    """A field of the event's first campaign (Mailgun lists the campaigns a message belongs to)."""
+    return lambda event: dig(first_item(event.get("campaigns")), field)
+
+
+#: Email spec property <- where Mailgun's event-data keeps it, in `email.PROPERTY_ORDER`.
+PROPERTIES: PropertyTable = (
+    ("email_id", (("message", "headers", "message-id"),)),
+    ("email_subject", (("message", "headers", "subject"),)),
+    ("campaign_id", (_campaign("id"),)),
+    ("campaign_name", (_campaign("name"),)),
+    ("link_url", ("url",)),
+    ("list_id", (("mailing-list", "address"),)),
+)
+#: Failures also say why, in Mailgun's words, and how severe.
+FAILED_PROPERTIES: PropertyTable = PROPERTIES + (
+    ("reason", (("delivery-status", "description"), ("delivery-status", "message"), "reason")),
+    ("status", (("delivery-status", "code"),)),
+    ("bounce_type", ("severity",)),
+)
+
+
+class MailgunSettings(SourceSettings):
+    #: The "HTTP webhook signing key" from Mailgun's Sending > Webhooks page.
+    signing_key: SecretStr
+
+
+class MailgunSource(Source[MailgunSettings]):
+    name = "mailgun"
+    settings_model = MailgunSettings
+
+    def verify(self, request: WebhookRequest, settings: MailgunSettings, ctx: VerifyContext) -> None:
+        try:
+            signature = dig(load_json(request.body), "signature")
+        except MalformedRequest:  # an unreadable (or hostilely nested) body carries no valid signature
+            raise Unauthorized() from None
+        timestamp, token, digest = (text(dig(signature, k)) for k in ("timestamp", "token", "signature"))
+        if not (timestamp and token and digest):
+            raise Unauthorized()
+        check_hex_signature(settings.signing_key.get_secret_value(), (timestamp + token).encode("utf-8"), [digest])
+        signed_at = check_timestamp(timestamp, ctx.tolerance_seconds, ctx.clock)
+        fingerprint = hashlib.sha256(request.body).hexdigest()
+        key = f"mailgun:{request.tenant}:{token}"
+        if not ctx.replay_guard.claim(key, fingerprint, ctx.clock(), signed_at + ctx.tolerance_seconds):
+            raise Unauthorized("signature token was already used with a different body")
+
+    def parse(self, request: WebhookRequest) -> list[Any]:
+        event_data = dig(load_json(request.body), "event-data")
+        if not isinstance(event_data, dict):
+            raise MalformedRequest('body must be a Mailgun webhook: {"signature": {...}, "event-data": {...}}')
+        return [event_data]
+
+    def map_event(self, event: Any, settings: MailgunSettings) -> MappedEvent | Skipped:
+        if not isinstance(event, dict) or text(event.get("event")) is None:
+            raise Rejected('Mailgun event-data must be an object with an "event" type')
+        kind = str(event["event"])
+        if kind == "failed":
+            suppressed = str(event.get("reason") or "").startswith("suppress-")
+            kind = "failed/suppressed" if suppressed else f"failed/{text(event.get('severity')) or 'permanent'}"
+        client = event.get("client-info")
+        tool_event = ToolEvent(
+            tool=self.name,
+            kind=kind,
+            tool_id=text(event.get("id")),
+            key=event_key(event.get("id")),
+            timestamp=from_unix(event.get("timestamp")),
+            user_id=custom_user_id(event.get("user-variables"), settings),
+            email=text(event.get("recipient")),
+            ip=text(event.get("ip")),
+            user_agent=text(dig(client, "user-agent")),
+        )
+        properties = read_properties(event, FAILED_PROPERTIES if kind.startswith("failed/") else PROPERTIES)
+        properties["tags"] = as_list(event.get("tags"))
+        if kind == "opened" and isinstance(client, dict) and "bot" in client:
+            # client-info.bot names the bot (e.g. "apple") on machine opens and is "" otherwise.
+            properties["machine_open"] = bool(client["bot"])
+        return EVENTS.track(tool_event, properties, settings)

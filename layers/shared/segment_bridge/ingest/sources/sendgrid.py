@@ -1,0 +1,147 @@
+"""`sendgrid`: SendGrid's Event Webhook, a JSON array of events, signed with ECDSA.
+
+Signed Event Webhook: `X-Twilio-Email-Event-Webhook-Signature` is a base64 DER ECDSA P-256 /
+SHA-256 signature of `X-Twilio-Email-Event-Webhook-Timestamp` + the raw body (which ends in CRLF;
+re-serialized JSON would not verify). The key is the one SendGrid shows: base64 DER SPKI.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from pydantic import SecretStr, field_validator
+
+from ...errors import MalformedRequest
+from ...events import MappedEvent, Rejected, Skipped, WebhookRequest
+from ...safe_json import text
+from ..signatures import check_ecdsa_signature, check_timestamp, load_ec_public_key
+from . import email
+from .base import Source, SourceSettings, VerifyContext, load_json
+from .mapping import (
+    EventTable,
+    PropertyTable,
+    ToolEvent,
+    as_list,
+    custom_user_id,
+    event_key,
+    flag,
+    from_unix,
+    read_properties,
+)
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+SIGNATURE_HEADER = "x-twilio-email-event-webhook-signature"
+TIMESTAMP_HEADER = "x-twilio-email-event-webhook-timestamp"
+
+EVENTS = EventTable(
+    tool="sendgrid",
+    noun="Email",
+    mapped={
+        "delivered": email.EMAIL_DELIVERED,
+        "open": email.EMAIL_OPENED,
+        "click": email.EMAIL_LINK_CLICKED,
+        "bounce": email.EMAIL_BOUNCED,
+        "spamreport": email.EMAIL_MARKED_AS_SPAM,
+        "unsubscribe": email.UNSUBSCRIBED,
+        "group_unsubscribe": email.UNSUBSCRIBED,
+    },
+    unmapped={
+        "processed": "Email Processed",
+        "deferred": email.EMAIL_DEFERRED,
+        "dropped": email.EMAIL_DROPPED,
+        "bounce/blocked": email.EMAIL_SOFT_BOUNCED,
+        "group_resubscribe": email.RESUBSCRIBED,
+    },
+)
+
+#: Only on these is `ip`/`useragent` the recipient's; on delivery events `ip` is SendGrid's
+#: sending IP, which must not become the user's `context.ip`.
+RECIPIENT_ACTIONS = frozenset({"open", "click", "spamreport", "unsubscribe", "group_unsubscribe", "group_resubscribe"})
+
+#: Email spec property <- the SendGrid field(s) that carry it (the first with text wins), in
+#: `email.PROPERTY_ORDER`, then SendGrid's extras.
+PROPERTIES: PropertyTable = (
+    ("email_id", ("sg_message_id",)),
+    ("campaign_id", ("marketing_campaign_id", "singlesend_id")),
+    ("campaign_name", ("marketing_campaign_name", "singlesend_name")),
+    ("list_id", ("asm_group_id",)),
+    ("reason", ("reason",)),
+    ("status", ("status",)),
+    ("bounce_type", ("type",)),
+    ("bounce_classification", ("bounce_classification",)),
+)
+#: Click events also carry the link, in its place among the spec's fields.
+CLICK_PROPERTIES = PROPERTIES[:3] + (("link_url", ("url",)),) + PROPERTIES[3:]
+
+
+class SendGridSettings(SourceSettings):
+    #: The verification key from SendGrid's Mail Settings, base64 DER SubjectPublicKeyInfo.
+    public_key: SecretStr
+
+    @field_validator("public_key")
+    @classmethod
+    def _is_p256_key(cls, value: SecretStr) -> SecretStr:
+        try:
+            _public_key(value.get_secret_value())
+        except Exception:  # any decoding/parsing failure means the same thing to the operator
+            raise ValueError("must be SendGrid's verification key: base64 DER of a P-256 public key") from None
+        return value
+
+
+@lru_cache(maxsize=256)
+def _public_key(der_base64: str) -> ec.EllipticCurvePublicKey:
+    return load_ec_public_key(der_base64)
+
+
+class SendGridSource(Source[SendGridSettings]):
+    name = "sendgrid"
+    settings_model = SendGridSettings
+
+    def verify(self, request: WebhookRequest, settings: SendGridSettings, ctx: VerifyContext) -> None:
+        timestamp = request.header(TIMESTAMP_HEADER) or ""
+        check_ecdsa_signature(
+            _public_key(settings.public_key.get_secret_value()),
+            timestamp.encode("utf-8") + request.body,
+            request.header(SIGNATURE_HEADER),
+        )
+        check_timestamp(timestamp, ctx.tolerance_seconds, ctx.clock)
+
+    def parse(self, request: WebhookRequest) -> list[Any]:
+        events = load_json(request.body)
+        if not isinstance(events, list):
+            raise MalformedRequest("body must be a JSON array of SendGrid events")
+        return events
+
+    def map_event(self, event: Any, settings: SendGridSettings) -> MappedEvent | Skipped:
+        if not isinstance(event, dict) or text(event.get("event")) is None:
+            raise Rejected('each SendGrid event must be an object with an "event" type')
+        kind = str(event["event"])
+        if kind == "bounce" and event.get("type") == "blocked":
+            kind = "bounce/blocked"
+        name = EVENTS.resolve(kind, settings)
+        if isinstance(name, Skipped):
+            return name
+        properties = read_properties(event, CLICK_PROPERTIES if kind == "click" else PROPERTIES)
+        machine_open = flag(event.get("sg_machine_open"))
+        if machine_open is not None:
+            properties["machine_open"] = machine_open
+        tags = as_list(event.get("category"))
+        if tags:
+            properties["tags"] = tags
+        recipient_action = kind in RECIPIENT_ACTIONS
+        event_id = event.get("sg_event_id")
+        return ToolEvent(
+            tool=self.name,
+            kind=kind,
+            tool_id=text(event_id),
+            # The type is part of the key: SendGrid's own sample reuses one sg_event_id for all types.
+            key=event_key(event_id, kind),
+            timestamp=from_unix(event.get("timestamp")),
+            user_id=custom_user_id(event, settings),  # custom args arrive as top-level keys
+            email=text(event.get("email")),
+            ip=text(event.get("ip")) if recipient_action else None,
+            user_agent=text(event.get("useragent")) if recipient_action else None,
+        ).track(name, properties)
