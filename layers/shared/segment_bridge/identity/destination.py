@@ -41,7 +41,15 @@ from ..errors import (
     Unauthorized,
     UnsupportedCallType,
 )
-from ..tenants import TENANT_ID_RULE, TenantConfig, TenantDirectory, is_valid_tenant_id, load_tenant
+from ..tenants import (
+    TENANT_ID_RULE,
+    RefusalFloor,
+    TenantConfig,
+    TenantDirectory,
+    authenticate_tenant,
+    decoy_secret,
+    is_valid_tenant_id,
+)
 from .keys import MAX_ID_LENGTH, Stamp, WriteOutcome, lookup_key
 from .ports import IdentityWriter
 
@@ -285,15 +293,18 @@ class DestinationService:
         *,
         clock: Callable[[], float] = time.time,
         workers: int = WORKERS,
+        refusal_floor: RefusalFloor | None = None,
     ) -> None:
         self.settings = settings
         self.tenants = tenants
+        self.refusal_floor = refusal_floor or RefusalFloor(settings.unauthorized_floor_seconds)
         self.store = store
         self.clock = clock
         self.workers = workers
 
     def authenticate(self, request: DestinationRequest) -> TenantConfig:
-        """Same 401 for an unknown tenant, a tenant without the loop, and a wrong key (compared in constant time)."""
+        """Same 401, at the same cost, for an unknown tenant, a tenant without the loop, and a wrong key
+        (compared in constant time; against a decoy when there is no key to compare with)."""
         if len(request.body) > self.settings.max_body_bytes:
             raise PayloadTooLarge(f"body exceeds {self.settings.max_body_bytes} bytes; lower the batch size")
         if not is_valid_tenant_id(request.tenant):
@@ -301,11 +312,16 @@ class DestinationService:
         credentials = parse_basic_authorization(request.authorization)  # Segment sends `apiKey:`
         if credentials is None or not credentials[0]:
             raise Unauthorized(UNAUTHORIZED_MESSAGE)
-        tenant = load_tenant(self.tenants, request.tenant, unauthorized_message=UNAUTHORIZED_MESSAGE)
-        expected = tenant.destination.api_key.get_secret_value() if tenant.destination else ""
-        if not constant_time_equals(expected, credentials[0]) or not expected:
-            raise Unauthorized(UNAUTHORIZED_MESSAGE)
-        return tenant
+        given = credentials[0]
+
+        def check(tenant: TenantConfig | None) -> TenantConfig:
+            expected = tenant.destination.api_key.get_secret_value() if tenant and tenant.destination else None
+            matches = constant_time_equals(expected or decoy_secret(), given)
+            if tenant is None or expected is None or not matches:
+                raise Unauthorized(UNAUTHORIZED_MESSAGE)
+            return tenant
+
+        return authenticate_tenant(self.tenants, request.tenant, check, floor=self.refusal_floor)
 
     def handle(
         self, request: DestinationRequest, remaining_seconds: Callable[[], float] | None = None
