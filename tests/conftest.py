@@ -32,6 +32,9 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "SegmentBridgeTest")
     monkeypatch.setenv("POWERTOOLS_DEV", "false")
+    # Every 401 waits out the refusal floor (0.1 s); the suite makes hundreds of them. The floor's
+    # own tests (tests/hardening/test_bounded_work.py) set it back.
+    monkeypatch.setenv("UNAUTHORIZED_FLOOR_SECONDS", "0")
     reset_caches()
 
 

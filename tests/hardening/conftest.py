@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, settings
 
 from tests.conftest import reset_caches
 
-from .support import FUZZ_EXAMPLES, FUZZ_MAX_BODY_BYTES, STATS, Harness, install_tenants
+from .support import FUZZ_EXAMPLES, FUZZ_MAX_BODY_BYTES, STATS, WORK, Harness, install_tenants
 
 #: One profile for every property in this suite: bounded by FUZZ_EXAMPLES, no per-example deadline
 #: (the invariants check time themselves), and function-scoped fixtures are fine because every
@@ -42,6 +42,11 @@ def harness(aws: dict[str, str], identity_table: str, monkeypatch: pytest.Monkey
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if WORK:
+        terminalreporter.write_sep("-", "work per unsigned request (the same for a real, an unknown and a bare tenant)")
+        for probe, counts in WORK.items():
+            detail = ", ".join(f"{name} {value:,}" for name, value in sorted(counts.items())) or "nothing"
+            terminalreporter.write_line(f"{probe}: {detail}")
     if not STATS:
         return
     total = sum(STATS.values())

@@ -81,6 +81,8 @@ json_scalars = (
     | st.integers(min_value=-(10**30), max_value=10**30)
     | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=40)
+    # Lone surrogates (JSON escapes them; Unicode has no such text) and NULs (round 2, issue #13).
+    | st.sampled_from(["\ud800", "x\udfffy", "\x00", "a\x00b"])
 )
 json_values = st.recursive(
     json_scalars,
@@ -164,7 +166,7 @@ def bodies(draw: st.DrawFn, source: str) -> bytes:
             + ["sample-mutated"] * 2
             + ["deep"] * 3
             + ["huge"] * 2
-            + ["truncated", "binary", "invalid-utf8", "form", "empty", "bom", "nan", "bigint"]
+            + ["truncated", "binary", "invalid-utf8", "form", "form-bomb", "empty", "bom", "nan", "bigint"]
         )
     )
     if kind == "json":
@@ -233,6 +235,9 @@ def bodies(draw: st.DrawFn, source: str) -> bytes:
         if draw(st.booleans()):
             pairs.append(("mandrill_events", nested(draw(st.sampled_from([65, 3000])), "array")))
         return urlencode(pairs).encode()
+    if kind == "form-bomb":  # many (empty) parameters: refused before any is decoded (issue #13)
+        piece = draw(st.sampled_from([b"&", b"a=&", b"=&", b"mandrill_events=&", b"MessageStatus=x&"]))
+        return piece * draw(st.integers(50, FUZZ_MAX_BODY_BYTES // len(piece)))
     if kind == "empty":
         return b""
     if kind == "bom":
@@ -304,6 +309,10 @@ def garbage_headers(source: str, draw: st.DrawFn) -> dict[str, str]:
                 "Basic " + base64.b64encode(b"a:b").decode(),
                 "\x00",
                 "t=" + "9" * 400 + ",v1=00",
+                "t=inf,v1=00",
+                "t=-inf,v1=00",
+                "t=1e400,v1=00",
+                "t=NaN,v1=00",
             ]
         )
         | st.text(max_size=60)

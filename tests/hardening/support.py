@@ -38,6 +38,8 @@ FUZZ_MAX_BODY_BYTES = 64 * 1024
 
 #: Generated inputs, per kind; printed at the end of the session (tests/hardening/conftest.py).
 STATS: Counter[str] = Counter()
+#: Work counted per unsigned request, per source and probe (test_bounded_work.py); printed likewise.
+WORK: dict[str, dict[str, int]] = {}
 
 TENANTS = ("acme", "other")
 #: Stage and host our events carry; Mandrill and Twilio sign the URL built from them.
@@ -208,3 +210,35 @@ def assert_invariants(call: Call, *, allow_unavailable: bool = False, max_second
 
 def basic(user: str, password: str = "") -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def signed_at(source: str, tenant: str, body: bytes, timestamp: str) -> tuple[dict[str, str], bytes]:
+    """`body` validly signed for `tenant` by a timestamped source, with `timestamp` as given (any
+    text): the signature checks out, so the timestamp check is what decides."""
+    from cryptography.hazmat.primitives import hashes
+
+    from segment_bridge.ingest.signatures import hmac_digest
+
+    settings = source_settings(tenant)[source]
+    if source in ("spec", "stripe"):
+        secret = settings["signing_secret" if source == "spec" else "endpoint_secret"]
+        digest = hmac_digest(secret, timestamp.encode("utf-8", "surrogatepass") + b"." + body).hex()
+        header = "X-Signature" if source == "spec" else "Stripe-Signature"
+        return {"Content-Type": "application/json", header: f"t={timestamp},v1={digest}"}, body
+    if source == "sendgrid":
+        raw = timestamp.encode("utf-8", "surrogatepass")
+        signature = sendgrid_key(tenant).sign(raw + body, ec.ECDSA(hashes.SHA256()))
+        return {
+            "Content-Type": "application/json",
+            "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode("ascii"),
+            "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
+        }, body
+    if source == "mailgun":
+        token = hashlib.sha256(body + timestamp.encode("utf-8", "surrogatepass")).hexdigest()[:50]
+        digest = hmac_digest(settings["signing_key"], (timestamp + token).encode("utf-8", "surrogatepass")).hex()
+        payload = {
+            "signature": {"timestamp": timestamp, "token": token, "signature": digest},
+            "event-data": json.loads(body),
+        }
+        return {"Content-Type": "application/json"}, json.dumps(payload).encode("utf-8")
+    raise ValueError(f"{source} signs no timestamp")

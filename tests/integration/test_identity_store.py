@@ -216,3 +216,71 @@ def test_aws_failures_become_429_or_503(error: Exception, expected: type[Excepti
         store.lookup([EMAIL])
     with pytest.raises(expected):
         store.link("acme", "u", [EMAIL], Stamp(1, "m"), EXPIRES)
+
+
+# -- issue #13: stamps from before the clamp heal, refusals are values ---------------------------------
+FAR_FUTURE_MS = 253_402_300_799_000  # 9999-12-31T23:59:59Z, as a pre-clamp write stored it
+
+
+def test_items_stamped_in_the_far_future_before_the_clamp_are_overwritten(
+    store: DynamoDBIdentityStore, ddb: Any
+) -> None:
+    """Tables written before the clamp may hold `at`/`deletedAt`/`groupAt` in 9999: every write
+    treats those as older than itself, so they heal on the next call instead of pinning forever."""
+    now_ms = NOW * 1000
+    ddb.put_item(
+        TableName=TABLE,
+        Item={
+            "pk": {"S": EMAIL},
+            "userId": {"S": "user-pinned"},
+            "at": {"N": str(FAR_FUTURE_MS)},
+            "mid": {"S": "x"},
+            "expiresAt": {"N": str(EXPIRES)},
+        },
+    )
+    assert store.link("acme", "user-1", [EMAIL], Stamp(now_ms, "m1"), EXPIRES).written == 1
+    assert store.lookup([EMAIL])[EMAIL].user_id == "user-1"
+    # A far-future tombstone no longer suppresses the user's identifies.
+    owner = user_key("acme", "user-2")
+    ddb.put_item(
+        TableName=TABLE,
+        Item={"pk": {"S": owner}, "deletedAt": {"N": str(FAR_FUTURE_MS)}, "expiresAt": {"N": str(EXPIRES)}},
+    )
+    outcome = store.link("acme", "user-2", [PHONE], Stamp(now_ms, "m2"), EXPIRES)
+    assert (outcome.written, outcome.suppressed) == (1, False)
+    # ...and a far-future group gives way to a current one.
+    ddb.update_item(
+        TableName=TABLE,
+        Key={"pk": {"S": owner}},
+        UpdateExpression="SET groupId = :g, groupAt = :t, groupMid = :m",
+        ExpressionAttributeValues={":g": {"S": "acct-old"}, ":t": {"N": str(FAR_FUTURE_MS)}, ":m": {"S": "g0"}},
+    )
+    assert store.join_group("acme", "user-2", "acct-new", Stamp(now_ms, "g1"), EXPIRES).written >= 1
+    assert store.lookup([PHONE])[PHONE] == IdentityMatch("user-2", "acct-new")
+
+
+def test_a_delete_removes_links_whatever_their_stamp(store: DynamoDBIdentityStore, ddb: Any) -> None:
+    store.link("acme", "user-1", [EMAIL, ANON], Stamp(9000, "m-newer"), EXPIRES)
+    outcome = store.forget("acme", "user-1", Stamp(5000, "d-older"), NOW + 3600)
+    assert outcome.written == 3 and store.lookup([EMAIL, ANON]) == {}
+    # An even older delete arriving later: the tombstone stays at 5000, and there is nothing left.
+    assert store.forget("acme", "user-1", Stamp(1000, "d-oldest"), NOW + 3600).stale == 1
+    assert item(ddb, user_key("acme", "user-1"))["deletedAt"] == {"N": "5000"}
+
+
+def test_data_the_table_refuses_is_a_refused_outcome_not_an_error(ddb: Any) -> None:
+    class Refusing:
+        def __getattr__(self, name: str) -> Any:
+            call = getattr(ddb, name)
+            if name != "put_item":
+                return call
+
+            def put_item(**kwargs: Any) -> Any:
+                raise ClientError({"Error": {"Code": "ValidationException", "Message": "quoted data"}}, "PutItem")
+
+            return put_item
+
+    store = DynamoDBIdentityStore(TABLE, Refusing(), clock=lambda: NOW)
+    outcome = store.link("acme", "user-1", [EMAIL], Stamp(1000, "m1"), EXPIRES)
+    assert outcome.refused is not None and "ValidationException" in outcome.refused and "quoted" not in outcome.refused
+    assert outcome.written == 0 and store.lookup([EMAIL]) == {}

@@ -7,7 +7,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from segment_bridge.errors import Unauthorized
-from segment_bridge.ingest.signatures import check_timestamped_hmac, parse_timestamped_header, sign_timestamped
+from segment_bridge.ingest.signatures import (
+    check_timestamp,
+    check_timestamped_hmac,
+    parse_timestamped_header,
+    sign_timestamped,
+)
 
 SECRET = "s3cret"
 NOW = 1_800_000_000
@@ -59,3 +64,52 @@ def test_signature_binds_the_exact_body(body: bytes, other: bytes) -> None:
     else:
         with pytest.raises(Unauthorized):
             check_timestamped_hmac(SECRET, header, other, 300, clock)
+
+
+# -- the signed timestamp itself (issue #13: `inf` was an OverflowError, a 500) -------------------
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        "inf",
+        "-inf",
+        "Infinity",
+        "nan",
+        "1e400",
+        "9" * 400,
+        "1800000000.0",
+        "1.8e9",
+        "-1800000000",
+        "+1800000000",
+        "1_800_000_000",
+        "0x6b49d200",
+        "١٨٠٠٠٠٠٠٠٠",  # Arabic-Indic digits: int() takes them, a tool never sends them
+        "",
+        " ",
+        None,
+        1.8e9,
+        True,
+    ],
+)
+def test_a_timestamp_that_is_not_whole_ascii_seconds_is_unauthorized(timestamp: object) -> None:
+    with pytest.raises(Unauthorized) as refused:
+        check_timestamp(timestamp, 300, clock)  # type: ignore[arg-type]
+    assert refused.value.message == Unauthorized().message  # the bad-signature text, not the window's
+
+
+def test_whole_seconds_in_the_window_pass_and_return_the_time() -> None:
+    assert check_timestamp(str(NOW), 300, clock) == NOW
+    assert check_timestamp(f" {NOW - 299}\n", 300, clock) == NOW - 299
+    assert check_timestamp(NOW + 10, 300, clock) == NOW + 10
+    with pytest.raises(Unauthorized, match="window"):
+        check_timestamp("0", 300, clock)
+    with pytest.raises(Unauthorized, match="window"):
+        check_timestamp("9" * 12, 300, clock)
+
+
+@given(st.text(max_size=40) | st.floats().map(repr) | st.integers().map(str))
+def test_any_text_is_a_time_or_a_401_never_a_crash(timestamp: str) -> None:
+    try:
+        value = check_timestamp(timestamp, 300, clock)
+    except Unauthorized:
+        return
+    assert value == int(timestamp.strip()) and abs(value - NOW) <= 300

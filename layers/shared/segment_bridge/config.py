@@ -23,6 +23,9 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(4 * 1024 * 1024, alias="MAX_BODY_BYTES", gt=0)
     signature_tolerance_seconds: int = Field(300, alias="SIGNATURE_TOLERANCE_SECONDS", gt=0)
     secrets_max_age_seconds: int = Field(300, alias="SECRETS_MAX_AGE_SECONDS", ge=0)
+    #: Least time a 401 takes from the start of its tenant lookup (`tenants.RefusalFloor`): longer
+    #: than a Secrets Manager round trip, so a probe cannot tell a cached tenant from an unknown id.
+    unauthorized_floor_seconds: float = Field(0.1, alias="UNAUTHORIZED_FLOOR_SECONDS", ge=0, le=2)
     #: Overrides of the regional endpoints (local sink, tests). Empty means Segment's own.
     segment_url_us: str = Field("", alias="SEGMENT_URL_US")
     segment_url_eu: str = Field("", alias="SEGMENT_URL_EU")

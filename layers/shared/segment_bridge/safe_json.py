@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 from itertools import accumulate
 from typing import Any
 
@@ -80,8 +81,30 @@ def loads(data: bytes | str, what: str = "body", max_depth: int = MAX_JSON_DEPTH
         return json.loads(data)
     except RecursionError:  # belt and braces: the depth check above should make this unreachable
         raise MalformedRequest(f"{what} nests arrays or objects too deeply") from None
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedRequest(f"{what} is not valid JSON: {exc}") from None
+    except ValueError as exc:
+        # The other ValueError `json.loads` raises: an integer literal longer than Python's int/str
+        # conversion limit (CVE-2020-10735), whose own text tells the caller to call
+        # sys.set_int_max_str_digits(); say what is wrong with their input instead.
+        if "digits" not in str(exc):
+            raise MalformedRequest(f"{what} is not valid JSON") from None
+        raise MalformedRequest(
+            f"{what} holds an integer of more than {sys.get_int_max_str_digits()} digits; "
+            "send numbers that long as strings"
+        ) from None
+
+
+def has_lone_surrogate(value: str) -> bool:
+    """True if `value` holds a lone surrogate (a `\\ud800`-style escape JSON allows but Unicode
+    does not): such text has no UTF-8 form, so no store, queue or HTTP body can carry it."""
+    if value.isascii():  # the common case, O(1)
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def text(value: Any) -> str | None:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import time
 from collections import OrderedDict
-from typing import Any, Literal, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
@@ -244,24 +247,108 @@ class SecretsManagerTenants:
             self._unknown.popitem(last=False)
 
 
-def load_tenant(directory: TenantDirectory, tenant: str, *, unauthorized_message: str | None = None) -> TenantConfig:
-    """A request's tenant: unknown is a 401 (the caller's own error text), unusable or unreachable a 503.
-
-    Shared by every endpoint, so none can tell an unknown tenant apart from a bad credential.
-    """
-    from .errors import ServiceUnavailable, Unauthorized
+def find_tenant(directory: TenantDirectory, tenant: str) -> TenantConfig | None:
+    """A request's tenant, or None if it does not exist; unusable or unreachable is a 503."""
+    from .errors import ServiceUnavailable
     from .observability import logger
 
     try:
         return directory.get(tenant)
     except UnknownTenant:
-        raise (Unauthorized(unauthorized_message) if unauthorized_message else Unauthorized()) from None
+        return None
     except TenantConfigError as exc:
         logger.error("tenant configuration invalid", extra={"tenant": tenant, "error": str(exc)})
         raise ServiceUnavailable("this tenant is misconfigured on our side; retry later") from None
     except Exception as exc:  # Secrets Manager unreachable, throttled...
         logger.warning("tenant lookup failed", extra={"tenant": tenant, "error": type(exc).__name__})
         raise ServiceUnavailable("tenant configuration is temporarily unavailable; retry later") from None
+
+
+def load_tenant(directory: TenantDirectory, tenant: str, *, unauthorized_message: str | None = None) -> TenantConfig:
+    """A request's tenant: unknown is a 401 (the caller's own error text), unusable or unreachable a 503.
+
+    For a request that proves a credential, use `authenticate_tenant`: it also makes an unknown
+    tenant cost what a bad credential costs.
+    """
+    from .errors import Unauthorized
+
+    config = find_tenant(directory, tenant)
+    if config is None:
+        raise Unauthorized(unauthorized_message) if unauthorized_message else Unauthorized()
+    return config
+
+
+# -- authenticating a request's tenant at equal cost ------------------------------------------------
+_DECOY_SECRET = secrets.token_urlsafe(32)
+
+
+def decoy_secret() -> str:
+    """A random secret of this process, known to nobody: what a credential is checked against when
+    the tenant does not exist (or has no such credential), so the check does the same work."""
+    return _DECOY_SECRET
+
+
+@dataclass(frozen=True)
+class RefusalFloor:
+    """The least time a refused (401) request takes, counted from the start of its tenant lookup.
+
+    A tenant in use is usually in this instance's cache (microseconds); an id never seen costs a
+    Secrets Manager round trip, found or not (7.9 ms against 1.4 ms in the local stack), so without
+    a floor the answer time of one probe tells whether an id is a tenant in use. Every 401 after a
+    lookup waits until `seconds` have passed: both answers take the floor, unless the lookup itself
+    took longer (a slow Secrets Manager answers late for a real tenant too). docs/security.md
+    (round 2) weighs this against the alternatives; `UNAUTHORIZED_FLOOR_SECONDS` sets it.
+    """
+
+    seconds: float
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+
+    def hold(self, started: float) -> None:
+        left = self.seconds - (self.clock() - started)
+        if left > 0:
+            self.sleep(left)
+
+
+T = TypeVar("T")
+
+
+def authenticate_tenant(
+    directory: TenantDirectory,
+    tenant: str,
+    check: Callable[[TenantConfig | None], T],
+    *,
+    floor: RefusalFloor,
+) -> T:
+    """Look `tenant` up and run `check` on it, so an unknown tenant costs what a bad credential costs.
+
+    The one mechanism every authenticator uses (ingest's signatures, the destination's API key, a
+    new route's key). `check(config)` gets None for a tenant that does not exist and must then do
+    the same work against a decoy (`decoy_secret()`, `Source.decoy_settings`) and raise
+    `Unauthorized` with the same text it uses for a wrong credential; for a real tenant it checks
+    the credential and returns what the caller needs. Any `Unauthorized` is held to `floor`.
+    A misconfigured or unreachable directory is a 503 (`find_tenant`).
+
+        def check(config: TenantConfig | None) -> TenantConfig:
+            expected = config.bridge_key.get_secret_value() if config and config.bridge_key else decoy_secret()
+            if not constant_time_equals(expected, given) or config is None or config.bridge_key is None:
+                raise Unauthorized(SAME_TEXT_FOR_BOTH)
+            return config
+
+        tenant = authenticate_tenant(directory, tenant_id, check, floor=self.refusal_floor)
+    """
+    from .errors import Unauthorized
+
+    started = floor.clock()
+    try:
+        config = find_tenant(directory, tenant)
+        result = check(config)
+        if config is None:  # a check must never admit a tenant that does not exist
+            raise Unauthorized()
+        return result
+    except Unauthorized:
+        floor.hold(started)
+        raise
 
 
 class StaticTenants:

@@ -41,8 +41,16 @@ from ..errors import (
     Unauthorized,
     UnsupportedCallType,
 )
-from ..tenants import TENANT_ID_RULE, TenantConfig, TenantDirectory, is_valid_tenant_id, load_tenant
-from .keys import MAX_ID_LENGTH, Stamp, WriteOutcome, lookup_key
+from ..tenants import (
+    TENANT_ID_RULE,
+    RefusalFloor,
+    TenantConfig,
+    TenantDirectory,
+    authenticate_tenant,
+    decoy_secret,
+    is_valid_tenant_id,
+)
+from .keys import MAX_ID_LENGTH, Stamp, WriteOutcome, lookup_key, ordering_time_ms
 from .ports import IdentityWriter
 
 SUPPORTED_TYPES = ("identify", "group", "alias", "track", "page", "screen", "delete")
@@ -99,11 +107,29 @@ def _id(value: Any, name: str) -> str | None:
     found = safe_json.text(value)
     if found is not None and len(found) > MAX_ID_LENGTH:
         raise MalformedRequest(f"{name} is longer than {MAX_ID_LENGTH} characters")
-    return found
+    return _storable(found, name)
 
 
-def _time_ms(fields: Mapping[str, Any]) -> int | None:
-    for name in ("timestamp", "originaltimestamp", "sentat", "receivedat"):
+def _storable(value: str | None, name: str) -> str | None:
+    """Text the identity table can hold. A lone surrogate (`"\\ud800"` is valid JSON, not Unicode)
+    has no UTF-8 form: DynamoDB refuses it, and that refusal once became a 503 that Segment retried
+    for 4 hours and that failed the rest of the batch. It is this message's 400 instead.
+
+    NUL and other control characters are valid Unicode and are kept as sent: Segment's own libraries
+    send them as is (analytics-python only JSON-escapes them), and an id changed here would no
+    longer match the customer's own calls (docs/security.md, round 2)."""
+    if value is not None and safe_json.has_lone_surrogate(value):
+        raise MalformedRequest(f"{name} is not valid Unicode text (it holds a lone surrogate escape); send UTF-8 text")
+    return value
+
+
+#: Where a message keeps its own time (Segment's corrected `timestamp` first), and its receipt.
+OWN_TIME_FIELDS = ("timestamp", "originaltimestamp", "sentat")
+RECEIVED_TIME_FIELDS = ("receivedat",)
+
+
+def _time_ms(fields: Mapping[str, Any], names: tuple[str, ...]) -> int | None:
+    for name in names:
         value = fields.get(name)
         if isinstance(value, str):
             try:
@@ -141,12 +167,14 @@ def read_call(raw: Any, now_ms: int) -> SegmentCall:
             for name in names:
                 value = source.get(name)
                 if isinstance(value, str):
-                    return value
+                    return _storable(value, f"traits.{name}")
         return None
 
+    # Ordered by its own time, but never later than a little after Segment received it (keys.py).
+    at_ms = ordering_time_ms(_time_ms(fields, OWN_TIME_FIELDS), _time_ms(fields, RECEIVED_TIME_FIELDS), now_ms)
     return SegmentCall(
         type=kind,
-        stamp=Stamp(_time_ms(fields) or now_ms, message_id),
+        stamp=Stamp(at_ms, message_id),
         user_id=_id(fields.get("userid"), "userId"),
         anonymous_id=_id(fields.get("anonymousid"), "anonymousId"),
         previous_id=_id(fields.get("previousid"), "previousId"),
@@ -249,8 +277,10 @@ class DestinationResult:
     #: 200, or the status of the first problem when no message of a batch was usable (400 or 501).
     status: int = 200
 
-    def count(self, operation: Operation, outcome: WriteOutcome) -> None:
-        if outcome.suppressed:
+    def count(self, index: int, operation: Operation, outcome: WriteOutcome) -> None:
+        if outcome.refused is not None:
+            self.rejected.append({"index": index, "status": MalformedRequest.status_code, "message": outcome.refused})
+        elif outcome.suppressed:
             self.suppressed += 1
         elif outcome.written:
             self.applied += 1
@@ -285,15 +315,18 @@ class DestinationService:
         *,
         clock: Callable[[], float] = time.time,
         workers: int = WORKERS,
+        refusal_floor: RefusalFloor | None = None,
     ) -> None:
         self.settings = settings
         self.tenants = tenants
+        self.refusal_floor = refusal_floor or RefusalFloor(settings.unauthorized_floor_seconds)
         self.store = store
         self.clock = clock
         self.workers = workers
 
     def authenticate(self, request: DestinationRequest) -> TenantConfig:
-        """Same 401 for an unknown tenant, a tenant without the loop, and a wrong key (compared in constant time)."""
+        """Same 401, at the same cost, for an unknown tenant, a tenant without the loop, and a wrong key
+        (compared in constant time; against a decoy when there is no key to compare with)."""
         if len(request.body) > self.settings.max_body_bytes:
             raise PayloadTooLarge(f"body exceeds {self.settings.max_body_bytes} bytes; lower the batch size")
         if not is_valid_tenant_id(request.tenant):
@@ -301,11 +334,16 @@ class DestinationService:
         credentials = parse_basic_authorization(request.authorization)  # Segment sends `apiKey:`
         if credentials is None or not credentials[0]:
             raise Unauthorized(UNAUTHORIZED_MESSAGE)
-        tenant = load_tenant(self.tenants, request.tenant, unauthorized_message=UNAUTHORIZED_MESSAGE)
-        expected = tenant.destination.api_key.get_secret_value() if tenant.destination else ""
-        if not constant_time_equals(expected, credentials[0]) or not expected:
-            raise Unauthorized(UNAUTHORIZED_MESSAGE)
-        return tenant
+        given = credentials[0]
+
+        def check(tenant: TenantConfig | None) -> TenantConfig:
+            expected = tenant.destination.api_key.get_secret_value() if tenant and tenant.destination else None
+            matches = constant_time_equals(expected or decoy_secret(), given)
+            if tenant is None or expected is None or not matches:
+                raise Unauthorized(UNAUTHORIZED_MESSAGE)
+            return tenant
+
+        return authenticate_tenant(self.tenants, request.tenant, check, floor=self.refusal_floor)
 
     def handle(
         self, request: DestinationRequest, remaining_seconds: Callable[[], float] | None = None
@@ -319,7 +357,7 @@ class DestinationService:
             )
         result = DestinationResult(received=len(messages))
         now = self.clock()
-        operations: list[UserOperation] = []
+        operations: list[tuple[int, UserOperation]] = []
         errors: list[BridgeError] = []
         for index, raw in enumerate(messages):
             try:
@@ -333,42 +371,50 @@ class DestinationService:
             if isinstance(operation, Ignore):
                 result.ignored.append({"index": index, "reason": operation.reason})
             else:
-                operations.append(operation)
+                operations.append((index, operation))
         if errors and len(errors) == len(messages):
             # Nothing in the batch was usable: say so with the status of the first problem.
             result.status = errors[0].status_code
             return result
         self._apply(request.tenant, operations, result, int(now), remaining_seconds)
+        result.rejected.sort(key=lambda entry: int(entry["index"]))
+        if result.rejected and len(result.rejected) == len(messages):
+            # Every message was refused, some by the table itself: the same answers as above.
+            if not batched:
+                raise MalformedRequest(str(result.rejected[0]["message"]))
+            result.status = int(result.rejected[0]["status"])
         return result
 
     # -- applying, per user in order, users in parallel ----------------------------------------------------
     def _apply(
         self,
         tenant: str,
-        operations: list[UserOperation],
+        operations: list[tuple[int, UserOperation]],
         result: DestinationResult,
         now: int,
         remaining_seconds: Callable[[], float] | None,
     ) -> None:
-        lanes: dict[str, list[UserOperation]] = {}
-        for operation in operations:
-            lanes.setdefault(operation.user_id, []).append(operation)
+        """Each message's writes; a message the table refuses is that message's 400 (`WriteOutcome.refused`)
+        and the others go on. Only throttling, unavailability and the clock stop the request (429/503)."""
+        lanes: dict[str, list[tuple[int, UserOperation]]] = {}
+        for index, operation in operations:
+            lanes.setdefault(operation.user_id, []).append((index, operation))
         expires_at = now + self.settings.identity_ttl_days * 86400
         lock = threading.Lock()
         stop = threading.Event()
         failures: list[BaseException] = []
 
-        def run(lane: list[UserOperation]) -> None:
-            for operation in lane:
+        def run(lane: list[tuple[int, UserOperation]]) -> None:
+            for index, operation in lane:
                 if stop.is_set():
                     return
                 if remaining_seconds is not None and remaining_seconds() < TIME_MARGIN_SECONDS:
                     raise OutOfTime()
                 outcome = self._write(tenant, operation, expires_at, now + TOMBSTONE_SECONDS)
                 with lock:
-                    result.count(operation, outcome)
+                    result.count(index, operation, outcome)
 
-        def guarded(lane: list[UserOperation]) -> None:
+        def guarded(lane: list[tuple[int, UserOperation]]) -> None:
             try:
                 run(lane)
             except BaseException as exc:

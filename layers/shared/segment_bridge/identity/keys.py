@@ -82,10 +82,40 @@ def user_key(tenant: str, user_id: str) -> str:
     return f"{tenant}#user#{_digest(tenant, user_id)}"
 
 
+# -- ordering ------------------------------------------------------------------------------------
+#: How far past its receipt a Segment call's own time may order its writes. Segment corrects device
+#: clocks (`timestamp = receivedAt - (sentAt - originalTimestamp)`), so a genuine timestamp is at
+#: most a server clock's drift ahead of `receivedAt`; a minute covers NTP-synced senders. A call
+#: dated later is ordered as if sent at `receivedAt` + this skew, i.e. by when Segment received it.
+#: Unclamped, one identify dated 9999-12-31 outranked every later identify of its address, and a
+#: delete dated 9999 suppressed the user's identifies forever (issue #13).
+MAX_FUTURE_SKEW_MS = 60_000
+
+
+def ordering_time_ms(own_ms: int | None, received_ms: int | None, now_ms: int) -> int:
+    """The time a call's writes are ordered by: `min(own time, receivedAt + MAX_FUTURE_SKEW_MS)`.
+
+    `received_ms` is Segment's `receivedAt`: it is set once, when Segment took the call in, so every
+    retry of the call gets the same stamp (a retry must stay a no-op). It is itself no later than
+    `now_ms`, the bridge's clock, so a forged `receivedAt` cannot lift the ceiling; a call without
+    one is bounded by now. A call without a time of its own is ordered by its receipt. Times
+    before 1970 count as 1970, so a stamp is never below the table's "no time" (-1).
+    """
+    received = now_ms if received_ms is None else min(received_ms, now_ms)
+    own = received if own_ms is None else own_ms
+    return max(0, min(own, received + MAX_FUTURE_SKEW_MS))
+
+
+def ordering_ceiling_ms(now_ms: int) -> int:
+    """The latest stamp a write made now can carry. A stored stamp above it was written before the
+    clamp existed (a far-future identify or delete): writes treat it as older than themselves."""
+    return now_ms + MAX_FUTURE_SKEW_MS
+
+
 # -- what the store is asked and answers --------------------------------------------------------
 @dataclass(frozen=True, order=True)
 class Stamp:
-    """Orders writes to one item: the message's own time, then its messageId as the tie-break.
+    """Orders writes to one item: the call's time (`ordering_time_ms`), then its messageId as the tie-break.
 
     A write only lands on an item holding an older stamp. A redelivered message (same stamp) is
     thereby a no-op, and so is a late retry of an older identify that Segment delivers after a
@@ -110,3 +140,7 @@ class WriteOutcome:
     stale: int = 0
     #: The user was deleted after this message was sent; nothing was kept.
     suppressed: bool = False
+    #: The table refused the message's data (DynamoDB's ValidationException: text it cannot store,
+    #: an item over its size limit): why, for the caller. Retrying cannot help, so it is the
+    #: message's 400; what the write had done before the refusal is harmless (see `store`).
+    refused: str | None = None

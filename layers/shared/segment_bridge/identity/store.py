@@ -15,6 +15,15 @@ Segment's retry re-runs it and the parts already applied are no-ops.
 Write order is chosen so that every failure point leaves something a retry or a deletion still
 finds: a user's item lists a link key before the link is written, and a link written while a
 deletion ran is taken back.
+
+Stamps are clamped before they get here (`keys.ordering_time_ms`), so no stored `at`, `groupAt` or
+`deletedAt` lies more than `MAX_FUTURE_SKEW_MS` ahead of the clock. One that does was written before
+the clamp (a far-future call): every condition treats it as older than the write (`:ceiling`), so
+such items heal on the next call instead of pinning a link or a tombstone forever.
+
+Failures: throttling is a 429, anything else the table or the network does is a 503 (Segment
+retries both) -- except the table refusing the data itself (`REFUSED_CODES`), which no retry can
+fix: the write stops and returns `WriteOutcome(refused=...)`, the message's own 400.
 """
 
 from __future__ import annotations
@@ -27,18 +36,26 @@ from ..aws import THROTTLING_CODES, AwsAdapter, error_code
 from ..errors import BridgeError, ServiceUnavailable, Throttled
 from ..limits import DYNAMODB_BATCH_GET_MAX_KEYS
 from ..observability import logger
-from .keys import IdentityMatch, Stamp, WriteOutcome, user_key
+from .keys import IdentityMatch, Stamp, WriteOutcome, ordering_ceiling_ms, user_key
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
+#: DynamoDB refusing the request's data rather than failing to serve it: text it cannot store (a
+#: lone surrogate), an item over 400 KB. The same request would fail the same way on every retry.
+REFUSED_CODES = frozenset({"ValidationException", "SerializationException"})
 
-#: Condition of a write ordered by `Stamp`: the item is absent or holds an older message.
-NEWER_THAN_ITEM = "attribute_not_exists(pk) OR #at < :at OR (#at = :at AND #mid < :mid)"
+#: Condition of a write ordered by `Stamp`: the item is absent or holds an older message (or a
+#: stamp from before the clamp, above `:ceiling`).
+NEWER_THAN_ITEM = "attribute_not_exists(pk) OR #at < :at OR (#at = :at AND #mid < :mid) OR #at > :ceiling"
 #: The user was not deleted after the message was sent (deletion tombstone on the user item).
-NOT_DELETED_SINCE = "(attribute_not_exists(#deletedAt) OR #deletedAt < :at)"
+NOT_DELETED_SINCE = "(attribute_not_exists(#deletedAt) OR #deletedAt < :at OR #deletedAt > :ceiling)"
 
 
 class ConditionFailed(Exception):
     pass
+
+
+class Refused(Exception):
+    """The table refused a write's data (`REFUSED_CODES`); turned into `WriteOutcome.refused`."""
 
 
 class DynamoDBIdentityStore(AwsAdapter):
@@ -96,14 +113,45 @@ class DynamoDBIdentityStore(AwsAdapter):
     # -- writes (Segment's calls) ---------------------------------------------------------------
     def link(self, tenant: str, user_id: str, keys: Sequence[str], stamp: Stamp, expires_at: int) -> WriteOutcome:
         """identify (and alias, track...): point each key at `user_id`, unless newer data is there."""
+        try:
+            return self._link(tenant, user_id, keys, stamp, expires_at)
+        except Refused as exc:
+            return WriteOutcome(refused=str(exc))
+
+    def join_group(self, tenant: str, user_id: str, group_id: str, stamp: Stamp, expires_at: int) -> WriteOutcome:
+        """group: the user's groupId, on the user item and copied onto each of their links."""
+        try:
+            return self._join_group(tenant, user_id, group_id, stamp, expires_at)
+        except Refused as exc:
+            return WriteOutcome(refused=str(exc))
+
+    def forget(self, tenant: str, user_id: str, stamp: Stamp, tombstone_expires_at: int) -> WriteOutcome:
+        """delete (Segment's user deletion, the GDPR path): remove every link and the group of `user_id`.
+
+        Every link still pointing at the user goes, whatever its stamp: a deletion is the user's
+        right, not an ordering question (a link stamped in the far future once survived it, and
+        ingest kept putting the deleted userId on tool events). What stays is a tombstone on the
+        user item, a hash and a time, until `tombstone_expires_at`: it stops Segment's late retries
+        of calls sent before the deletion from re-creating links; calls sent after it link again.
+        """
+        try:
+            return self._forget(tenant, user_id, stamp, tombstone_expires_at)
+        except Refused as exc:
+            return WriteOutcome(refused=str(exc))
+
+    def _ceiling(self) -> dict[str, str]:
+        return _n(ordering_ceiling_ms(int(self._clock() * 1000)))
+
+    def _link(self, tenant: str, user_id: str, keys: Sequence[str], stamp: Stamp, expires_at: int) -> WriteOutcome:
         owner = user_key(tenant, user_id)
+        ceiling = self._ceiling()
         # 1. List the keys under the user first: a failure after this still leaves them findable by a deletion.
         try:
             self._update(
                 owner,
                 "ADD #lookupKeys :keys SET #expiresAt = :exp",
                 NOT_DELETED_SINCE,
-                {":keys": {"SS": list(keys)}, ":exp": _n(expires_at), ":at": _n(stamp.at_ms)},
+                {":keys": {"SS": list(keys)}, ":exp": _n(expires_at), ":at": _n(stamp.at_ms), ":ceiling": ceiling},
             )
         except ConditionFailed:
             return WriteOutcome(suppressed=True)
@@ -125,7 +173,11 @@ class DynamoDBIdentityStore(AwsAdapter):
                     Item=item,
                     ConditionExpression=NEWER_THAN_ITEM,
                     ExpressionAttributeNames={"#at": "at", "#mid": "mid"},
-                    ExpressionAttributeValues={":at": _n(stamp.at_ms), ":mid": {"S": stamp.message_id}},
+                    ExpressionAttributeValues={
+                        ":at": _n(stamp.at_ms),
+                        ":mid": {"S": stamp.message_id},
+                        ":ceiling": ceiling,
+                    },
                 )
                 written.append(key)
             except ConditionFailed:
@@ -135,25 +187,29 @@ class DynamoDBIdentityStore(AwsAdapter):
         # 3. Read the user back (strongly): a deletion or a group change that ran between 1 and 2
         #    saw our keys listed but not yet written, so it is ours to apply to them now.
         user = self._get(owner)
-        if _number(user, "deletedAt") >= stamp.at_ms:
+        if stamp.at_ms <= _number(user, "deletedAt") <= int(ceiling["N"]):
             for key in written:
                 self._delete_if(key, "#mid = :mid", {"#mid": "mid"}, {":mid": {"S": stamp.message_id}})
             return WriteOutcome(suppressed=True)
         if "groupId" in user:
             for key in written:
-                self._copy_group(key, user_id, user["groupId"]["S"], _number(user, "groupAt"))
+                self._copy_group(key, user_id, user["groupId"]["S"], _number(user, "groupAt"), ceiling)
         outcome.written = len(written)
         return outcome
 
-    def join_group(self, tenant: str, user_id: str, group_id: str, stamp: Stamp, expires_at: int) -> WriteOutcome:
-        """group: the user's groupId, on the user item and copied onto each of their links."""
+    def _join_group(self, tenant: str, user_id: str, group_id: str, stamp: Stamp, expires_at: int) -> WriteOutcome:
         owner = user_key(tenant, user_id)
-        newer_group = "(attribute_not_exists(#groupAt) OR #groupAt < :at OR (#groupAt = :at AND #groupMid < :mid))"
+        ceiling = self._ceiling()
+        newer_group = (
+            "(attribute_not_exists(#groupAt) OR #groupAt < :at OR (#groupAt = :at AND #groupMid < :mid)"
+            " OR #groupAt > :ceiling)"
+        )
         values = {
             ":g": {"S": group_id},
             ":at": _n(stamp.at_ms),
             ":mid": {"S": stamp.message_id},
             ":exp": _n(expires_at),
+            ":ceiling": ceiling,
         }
         try:
             user = self._update(
@@ -168,41 +224,40 @@ class DynamoDBIdentityStore(AwsAdapter):
             # of a request that failed while copying: copying again is harmless, skipping it is not.
             user = self._get(owner)
             if (_number(user, "groupAt"), user.get("groupMid", {}).get("S")) == (stamp.at_ms, stamp.message_id):
-                self._copy_group_to_links(user, user_id, group_id, stamp.at_ms)
+                self._copy_group_to_links(user, user_id, group_id, stamp.at_ms, ceiling)
             return WriteOutcome(stale=1)
-        return WriteOutcome(written=1 + self._copy_group_to_links(user, user_id, group_id, stamp.at_ms))
+        return WriteOutcome(written=1 + self._copy_group_to_links(user, user_id, group_id, stamp.at_ms, ceiling))
 
-    def forget(self, tenant: str, user_id: str, stamp: Stamp, tombstone_expires_at: int) -> WriteOutcome:
-        """delete (Segment's user deletion, the GDPR path): remove every link and the group of `user_id`.
-
-        What stays is a tombstone on the user item, a hash and a time, until `tombstone_expires_at`:
-        it stops Segment's late retries of calls sent before the deletion from re-creating links.
-        """
+    def _forget(self, tenant: str, user_id: str, stamp: Stamp, tombstone_expires_at: int) -> WriteOutcome:
         owner = user_key(tenant, user_id)
+        forget_group = "REMOVE #groupId, #groupAt, #groupMid"
         try:
+            # The tombstone moves forward only (or replaces one from before the clamp)...
             user = self._update(
                 owner,
-                "SET #deletedAt = :at, #expiresAt = if_not_exists(#expiresAt, :exp) "
-                "REMOVE #groupId, #groupAt, #groupMid",
-                "attribute_not_exists(#deletedAt) OR #deletedAt <= :at",
-                {":at": _n(stamp.at_ms), ":exp": _n(tombstone_expires_at)},
+                f"SET #deletedAt = :at, #expiresAt = if_not_exists(#expiresAt, :exp) {forget_group}",
+                "attribute_not_exists(#deletedAt) OR #deletedAt <= :at OR #deletedAt > :ceiling",
+                {":at": _n(stamp.at_ms), ":exp": _n(tombstone_expires_at), ":ceiling": self._ceiling()},
                 returns="ALL_NEW",
             )
+            outcome = WriteOutcome(written=1)
         except ConditionFailed:
-            return WriteOutcome(stale=1)  # a later deletion already ran
-        outcome = WriteOutcome(written=1)
+            # ...but a deletion older than the tombstone still removes whatever the user has now.
+            try:
+                user = self._update(owner, forget_group, "attribute_exists(pk)", {}, returns="ALL_NEW")
+            except ConditionFailed:  # the item expired meanwhile: nothing is left
+                return WriteOutcome(stale=1)
+            outcome = WriteOutcome()
         keys = user.get("lookupKeys", {}).get("SS", [])
         deleted = []
         for key in keys:
-            # Only links still pointing at this user, and not re-created by a call newer than the deletion.
-            if self._delete_if(
-                key,
-                "#userId = :uid AND #at <= :at",
-                {"#userId": "userId", "#at": "at"},
-                {":uid": {"S": user_id}, ":at": _n(stamp.at_ms)},
-            ):
+            # Every link still pointing at this user, whatever its stamp (a link that moved on to
+            # another user is theirs now).
+            if self._delete_if(key, "#userId = :uid", {"#userId": "userId"}, {":uid": {"S": user_id}}):
                 deleted.append(key)
         outcome.written += len(deleted)
+        if not outcome.written:
+            outcome.stale = 1  # an older deletion with nothing left to remove: a late retry
         try:
             # Shorten the item to a tombstone once no link is left; otherwise keep listing the survivors.
             self._update(
@@ -221,18 +276,21 @@ class DynamoDBIdentityStore(AwsAdapter):
         return outcome
 
     # -- small helpers --------------------------------------------------------------------------
-    def _copy_group_to_links(self, user: Mapping[str, Any], user_id: str, group_id: str, group_at: int) -> int:
+    def _copy_group_to_links(
+        self, user: Mapping[str, Any], user_id: str, group_id: str, group_at: int, ceiling: dict[str, str]
+    ) -> int:
         return sum(
-            self._copy_group(key, user_id, group_id, group_at) for key in user.get("lookupKeys", {}).get("SS", [])
+            self._copy_group(key, user_id, group_id, group_at, ceiling)
+            for key in user.get("lookupKeys", {}).get("SS", [])
         )
 
-    def _copy_group(self, key: str, user_id: str, group_id: str, group_at: int) -> int:
+    def _copy_group(self, key: str, user_id: str, group_id: str, group_at: int, ceiling: dict[str, str]) -> int:
         try:
             self._update(
                 key,
                 "SET #groupId = :g, #groupAt = :gat",
-                "#userId = :uid AND (attribute_not_exists(#groupAt) OR #groupAt <= :gat)",
-                {":g": {"S": group_id}, ":gat": _n(group_at), ":uid": {"S": user_id}},
+                "#userId = :uid AND (attribute_not_exists(#groupAt) OR #groupAt <= :gat OR #groupAt > :ceiling)",
+                {":g": {"S": group_id}, ":gat": _n(group_at), ":uid": {"S": user_id}, ":ceiling": ceiling},
             )
             return 1
         except ConditionFailed:
@@ -249,9 +307,10 @@ class DynamoDBIdentityStore(AwsAdapter):
             "Key": {"pk": {"S": key}},
             "UpdateExpression": expression,
             "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values,
             "ReturnValues": returns,
         }
+        if values:  # DynamoDB refuses an empty ExpressionAttributeValues
+            kwargs["ExpressionAttributeValues"] = values
         if condition:
             kwargs["ConditionExpression"] = condition
         attributes: dict[str, Any] = self._call("update_item", **kwargs).get("Attributes", {})
@@ -287,6 +346,13 @@ class DynamoDBIdentityStore(AwsAdapter):
             code = error_code(exc)
             if code == CONDITION_FAILED:
                 raise ConditionFailed() from None
+            if code in REFUSED_CODES:
+                # Logged without the table's text (it may quote the data); the code says which kind.
+                logger.warning("identity table refused a write", extra={"operation": operation, "error": code})
+                raise Refused(
+                    f"the identity table refused this message's data ({code}); check its ids and traits "
+                    "for text that is not valid Unicode and for values that are far too long"
+                ) from None
             raise _unavailable(operation, code) from None
 
 

@@ -1,8 +1,10 @@
 """Ingest: one verified webhook in, normalized Spec messages on the queue, a per-event report out.
 
 Order of checks is cheap-first and never reveals whether a tenant exists: route and tenant-id
-syntax, size, media type, then the tenant's secret and the tool's signature (unknown tenant and
-bad signature are the same 401), then parsing and per-event normalization.
+syntax, size, media type, the source's own limits (`Source.precheck`), then the tenant's secret and
+the tool's signature (unknown tenant and bad signature are the same 401, at the same cost: an
+unknown tenant is verified against decoy secrets and every 401 is held to the `RefusalFloor`),
+then parsing and per-event normalization.
 """
 
 from __future__ import annotations
@@ -13,11 +15,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Settings
-from ..errors import MalformedRequest, PayloadTooLarge, UnknownSource, UnsupportedMediaType
+from ..errors import MalformedRequest, PayloadTooLarge, Unauthorized, UnknownSource, UnsupportedMediaType
 from ..events import MappedEvent, Rejected, Skipped, WebhookRequest
 from ..limits import MAX_EVENTS_PER_REQUEST
 from ..queue_format import pack_queue_bodies
-from ..tenants import TENANT_ID_RULE, TenantConfig, TenantDirectory, is_valid_tenant_id, load_tenant
+from ..tenants import (
+    TENANT_ID_RULE,
+    RefusalFloor,
+    TenantConfig,
+    TenantDirectory,
+    authenticate_tenant,
+    is_valid_tenant_id,
+)
 from .normalize import Integration, NormalizedMessage, normalize
 from .ports import IdentityResolver, MessageQueue, MessageReviewer, ReplayGuard
 from .replay import InMemoryReplayGuard
@@ -76,9 +85,11 @@ class Ingestor:
         reviewer: MessageReviewer | None = None,
         identity: IdentityResolver | None = None,
         replay_guard: ReplayGuard | None = None,
+        refusal_floor: RefusalFloor | None = None,
     ) -> None:
         self.settings = settings
         self.tenants = tenants
+        self.refusal_floor = refusal_floor or RefusalFloor(settings.unauthorized_floor_seconds)
         self.queue = queue
         self.reviewer = reviewer
         self.identity = identity
@@ -109,9 +120,20 @@ class Ingestor:
             # Signatures cover the bytes as sent, and no tool compresses its webhooks: refuse
             # instead of failing later with an unreadable body (and never inflate a zip bomb).
             raise UnsupportedMediaType("Content-Encoding is not supported; send the body uncompressed")
-        tenant = load_tenant(self.tenants, request.tenant)
-        settings = source.settings_for(tenant)
-        source.verify(request, settings, self.verify_context)
+        source.precheck(request)  # the tool's own limits: the same answer for every tenant
+        return authenticate_tenant(
+            self.tenants, request.tenant, lambda tenant: self._verify(request, source, tenant), floor=self.refusal_floor
+        )
+
+    def _verify(
+        self, request: WebhookRequest, source: Source[Any], tenant: TenantConfig | None
+    ) -> tuple[TenantConfig, SourceSettings]:
+        """The tool's signature; an unknown tenant, or one without this source, is checked against
+        the source's decoy secrets (the same work) and refused whatever that check says."""
+        settings = source.settings_or_none(tenant)
+        source.verify(request, settings if settings is not None else source.decoy_settings, self.verify_context)
+        if tenant is None or settings is None:
+            raise Unauthorized()
         return tenant, settings
 
     # -- the pipeline ---------------------------------------------------------------------

@@ -10,6 +10,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
@@ -29,13 +30,18 @@ def hmac_digest(key: str | bytes, message: bytes, algorithm: str = "sha256") -> 
     return hmac.new(key_bytes, message, getattr(hashlib, algorithm)).digest()
 
 
-def check_hex_signature(key: str, message: bytes, candidates: list[str], algorithm: str = "sha256") -> None:
-    """Accept if any candidate equals hex(HMAC); every candidate is compared (no early exit on length)."""
+def hex_signature_matches(key: str, message: bytes, candidates: list[str], algorithm: str = "sha256") -> bool:
+    """True if any candidate equals hex(HMAC); every candidate is compared (no early exit on length)."""
     expected = hmac_digest(key, message, algorithm).hex()
     ok = False
     for candidate in candidates:
         ok |= constant_time_equals(expected, candidate.strip().lower())
-    if not ok:
+    return ok
+
+
+def check_hex_signature(key: str, message: bytes, candidates: list[str], algorithm: str = "sha256") -> None:
+    """Accept if any candidate equals hex(HMAC) (`hex_signature_matches`); else 401."""
+    if not hex_signature_matches(key, message, candidates, algorithm):
         raise Unauthorized()
 
 
@@ -47,12 +53,25 @@ def check_base64_signature(key: str, message: bytes, candidate: str | None, algo
         raise Unauthorized()
 
 
-def check_timestamp(timestamp: str | int | float | None, tolerance_seconds: int, clock: Clock = time.time) -> int:
-    """Reject a timestamp outside +-tolerance of now (replay window). Returns it as int seconds."""
-    try:
-        value = int(float(str(timestamp).strip()))
-    except (TypeError, ValueError):
-        raise Unauthorized() from None
+#: A signed timestamp is whole Unix seconds in ASCII digits: what every tool sends (Stripe's `t=`,
+#: SendGrid's timestamp header, Mailgun's `signature.timestamp`, our `spec` source). Twelve digits
+#: reach the year 33658; anything longer, signed, fractional, exponent or non-ASCII is not one.
+#: (`int(float(t))` let `inf` and `1e400` through to an OverflowError, a 500.)
+TIMESTAMP_PATTERN = re.compile(r"[0-9]{1,12}")
+
+
+def check_timestamp(timestamp: str | int | None, tolerance_seconds: int, clock: Clock = time.time) -> int:
+    """Reject a timestamp outside +-tolerance of now (replay window). Returns it as int seconds.
+
+    Anything but whole seconds in ASCII digits (`TIMESTAMP_PATTERN`) is the same 401 as a bad
+    signature: a number that cannot be a time is not a signed time.
+    """
+    if isinstance(timestamp, bool) or not isinstance(timestamp, (str, int)):
+        raise Unauthorized()
+    digits = timestamp.strip() if isinstance(timestamp, str) else str(timestamp)
+    if not TIMESTAMP_PATTERN.fullmatch(digits):
+        raise Unauthorized()
+    value = int(digits)
     if abs(clock() - value) > tolerance_seconds:
         raise Unauthorized("signature timestamp outside the allowed window; check the sender's clock")
     return value

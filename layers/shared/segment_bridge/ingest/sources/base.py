@@ -8,6 +8,11 @@ ingest pipeline, for all sources alike.
 
 `Source` is generic over its settings model, so each tool's `verify` and `map_event` receive its
 own settings type (`Source[StripeSettings]`) and the type checker holds them to it.
+
+Work before the signature is bounded (docs/security.md, round 2): `precheck` refuses, from each
+source's `limits` and before any tenant lookup, what the tool could never have sent; `verify` then
+only reads what the signature covers; an unknown tenant (or one without this source) is verified
+against `decoy_settings`, so it costs what a bad signature for a real tenant costs.
 """
 
 from __future__ import annotations
@@ -16,14 +21,15 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ... import safe_json
-from ...errors import MalformedRequest, Unauthorized
+from ...errors import MalformedRequest, PayloadTooLarge, Unauthorized
 from ...events import MappedEvent, Skipped, WebhookRequest
-from ...tenants import TenantConfig
+from ...tenants import TenantConfig, decoy_secret
 from ..ports import ReplayGuard
 from ..replay import InMemoryReplayGuard
 
@@ -53,22 +59,86 @@ class VerifyContext:
     replay_guard: ReplayGuard = field(default_factory=InMemoryReplayGuard)
 
 
+@dataclass(frozen=True)
+class RequestLimits:
+    """The most one request of a tool can hold, as data on its source; `None` means no limit of its own.
+
+    Checked by `check` before the tenant is looked up, so the answer (413, saying which limit) is the
+    same for every tenant and costs a few C-level passes over the body. They bound the work `verify`
+    does before the signature is known to be good: a form signature covers every parameter, so all
+    of them are decoded and hashed first (600,000 empty parameters once cost 5 CPU-seconds).
+    """
+
+    #: Largest body, below the deployment's MAX_BODY_BYTES.
+    max_body_bytes: int | None = None
+    #: Form-encoded bodies: most parameters (`&`-separated pieces), longest name and value, in bytes
+    #: as sent (percent-encoded, so never shorter than decoded).
+    max_params: int | None = None
+    max_name_bytes: int | None = None
+    max_value_bytes: int | None = None
+
+    def check(self, source: str, body: bytes) -> None:
+        if self.max_body_bytes is not None and len(body) > self.max_body_bytes:
+            raise PayloadTooLarge(
+                f"{source} requests are at most {self.max_body_bytes} bytes; this one has {len(body)}"
+            )
+        if self.max_params is None:
+            return
+        pieces = body.count(b"&") + 1
+        if pieces > self.max_params:
+            raise PayloadTooLarge(
+                f"{source} requests carry at most {self.max_params} form parameters; this one has {pieces}"
+            )
+        for piece in body.split(b"&"):  # at most max_params pieces
+            name, _, value = piece.partition(b"=")
+            if self.max_name_bytes is not None and len(name) > self.max_name_bytes:
+                raise PayloadTooLarge(f"{source} form parameter names are at most {self.max_name_bytes} bytes")
+            if self.max_value_bytes is not None and len(value) > self.max_value_bytes:
+                raise PayloadTooLarge(f"{source} form parameter values are at most {self.max_value_bytes} bytes")
+
+
 class Source(ABC, Generic[SettingsT]):
     name: ClassVar[str]
     media_types: ClassVar[frozenset[str]] = frozenset({"application/json"})
     settings_model: type[SettingsT]
     #: Methods answered with an empty 200 and no further work (Mandrill probes its URL with HEAD).
     probe_methods: ClassVar[frozenset[str]] = frozenset()
+    #: What one of the tool's requests can hold (checked by `precheck`, before any tenant lookup).
+    limits: ClassVar[RequestLimits] = RequestLimits()
 
-    def settings_for(self, tenant: TenantConfig) -> SettingsT:
-        """The tenant's settings for this source; a tenant not set up for it is unauthorized."""
-        raw = tenant.sources.get(self.name)
+    def precheck(self, request: WebhookRequest) -> None:
+        """Refuse what the tool could never have sent (413), before the tenant lookup and the signature."""
+        self.limits.check(self.name, request.body)
+
+    def settings_or_none(self, tenant: TenantConfig | None) -> SettingsT | None:
+        """The tenant's settings for this source; None for no tenant, or one not set up (or set up wrongly) for it."""
+        raw = tenant.sources.get(self.name) if tenant is not None else None
         if raw is None:
-            raise Unauthorized()
+            return None
         try:
             return self.settings_model.model_validate(raw)
         except ValidationError:
-            raise Unauthorized() from None
+            return None
+
+    def settings_for(self, tenant: TenantConfig) -> SettingsT:
+        """The tenant's settings for this source; a tenant not set up for it is unauthorized."""
+        settings = self.settings_or_none(tenant)
+        if settings is None:
+            raise Unauthorized()
+        return settings
+
+    @cached_property
+    def decoy_settings(self) -> SettingsT:
+        """Settings whose every required field is a random secret of this process (`tenants.decoy_secret`).
+
+        `verify` runs against them for an unknown tenant or one without this source, so that refusal
+        does the same work as a bad signature for a real tenant (and the caller refuses it whatever
+        `verify` says). A source whose secrets have a format (SendGrid's key) overrides this.
+        """
+        required = {
+            name: decoy_secret() for name, info in self.settings_model.model_fields.items() if info.is_required()
+        }
+        return self.settings_model.model_validate(required)
 
     @abstractmethod
     def verify(self, request: WebhookRequest, settings: SettingsT, ctx: VerifyContext) -> None:

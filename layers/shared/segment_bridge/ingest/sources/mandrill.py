@@ -17,7 +17,7 @@ from ...errors import MalformedRequest
 from ...events import MappedEvent, Rejected, Skipped, WebhookRequest
 from ...safe_json import text
 from . import email
-from .base import Source, VerifyContext, load_json
+from .base import RequestLimits, Source, VerifyContext, load_json
 from .form import UrlSignedSettings, form_pairs, verify_url_signed
 from .mapping import (
     EventTable,
@@ -88,6 +88,11 @@ SYNC_PROPERTIES: PropertyTable = (
 )
 
 
+#: Mandrill posts one parameter, `mandrill_events` (up to 1,000 events: its value may be most of the
+#: body); a few more leave room for additions. The body itself is bounded by MAX_BODY_BYTES.
+LIMITS = RequestLimits(max_params=8, max_name_bytes=64)
+
+
 class MandrillSettings(UrlSignedSettings):
     #: The webhook's key, shown in Mandrill's Settings > Webhooks. (`url`: as entered in Mandrill.)
     webhook_key: SecretStr
@@ -98,6 +103,7 @@ class MandrillSource(Source[MandrillSettings]):
     media_types = frozenset({"application/x-www-form-urlencoded"})
     settings_model = MandrillSettings
     probe_methods = frozenset({"HEAD"})
+    limits = LIMITS
 
     def verify(self, request: WebhookRequest, settings: MandrillSettings, ctx: VerifyContext) -> None:
         verify_url_signed(request, settings.webhook_key.get_secret_value(), settings.url, SIGNATURE_HEADER)

@@ -7,7 +7,7 @@ re-serialized JSON would not verify). The key is the one SendGrid shows: base64 
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr, field_validator
@@ -99,6 +99,22 @@ def _public_key(der_base64: str) -> ec.EllipticCurvePublicKey:
 class SendGridSource(Source[SendGridSettings]):
     name = "sendgrid"
     settings_model = SendGridSettings
+
+    @cached_property
+    def decoy_settings(self) -> SendGridSettings:
+        """A P-256 public key whose private half this process made and dropped: an ECDSA check
+        against it costs what a real tenant's costs, and nothing can pass it."""
+        import base64
+
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        der = (
+            ec.generate_private_key(ec.SECP256R1())
+            .public_key()
+            .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        )
+        return SendGridSettings(public_key=SecretStr(base64.b64encode(der).decode("ascii")))
 
     def verify(self, request: WebhookRequest, settings: SendGridSettings, ctx: VerifyContext) -> None:
         timestamp = request.header(TIMESTAMP_HEADER) or ""

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from ...events import MappedEvent, Rejected, Skipped, WebhookRequest
 from ...safe_json import text
-from .base import Source, VerifyContext
+from .base import RequestLimits, Source, VerifyContext
 from .form import UrlSignedSettings, form_pairs, verify_url_signed
 from .mapping import EventTable, PropertyTable, ToolEvent, dig, event_key, first_text, from_unix, read_properties
 
@@ -53,6 +53,12 @@ PROPERTIES: PropertyTable = (
 )
 
 
+#: A status callback is about ten short parameters (~250 bytes, the sample); Twilio adds new ones
+#: without notice, hence the room. Its signature covers every parameter, so these bound the work an
+#: unsigned request can ask for: at most 100 parameters decoded and hashed (twice: both URL forms).
+LIMITS = RequestLimits(max_body_bytes=64 * 1024, max_params=100, max_name_bytes=64, max_value_bytes=16 * 1024)
+
+
 class TwilioSettings(UrlSignedSettings):
     #: The account's Auth Token (it signs every webhook of the account). (`url`: the StatusCallback URL.)
     auth_token: SecretStr
@@ -62,6 +68,7 @@ class TwilioSource(Source[TwilioSettings]):
     name = "twilio"
     media_types = frozenset({"application/x-www-form-urlencoded"})
     settings_model = TwilioSettings
+    limits = LIMITS
 
     def verify(self, request: WebhookRequest, settings: TwilioSettings, ctx: VerifyContext) -> None:
         verify_url_signed(
