@@ -27,6 +27,13 @@ class Settings(BaseModel):
     segment_url_us: str = Field("", alias="SEGMENT_URL_US")
     segment_url_eu: str = Field("", alias="SEGMENT_URL_EU")
     segment_timeout_seconds: float = Field(10.0, alias="SEGMENT_TIMEOUT_SECONDS", gt=0)
+    #: Overrides of the regional OAuth token servers (the local sink emulates one; tests). Empty means
+    #: Segment's own (`limits.SEGMENT_OAUTH_SERVERS`); tokens come from `{server}/token`.
+    segment_oauth_url_us: str = Field("", alias="SEGMENT_OAUTH_URL_US")
+    segment_oauth_url_eu: str = Field("", alias="SEGMENT_OAUTH_URL_EU")
+    #: The webhook API's base URL (`.../prod/v1/webhooks`), which the admin API shows a tenant so the
+    #: partner can paste each tool's webhook URL. Set by the template on the admin function only.
+    webhook_base_url: str = Field("", alias="WEBHOOK_BASE_URL")
     #: Must equal the queue's RedrivePolicy.maxReceiveCount: on that attempt the forwarder itself
     #: dead-letters a failing record with its reason instead of letting SQS move it silently.
     max_receive_count: int = Field(5, alias="MAX_RECEIVE_COUNT", ge=1)
