@@ -261,6 +261,7 @@ def clear_caches() -> None:
         ("ingest_handler", "get_ingestor"),
         ("forward_handler", "get_forwarder"),
         ("destination_handler", "get_service"),
+        ("admin_handler", "get_admin"),
     ):
         module = sys.modules.get(module_name)
         if module is not None:

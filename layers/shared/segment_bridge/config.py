@@ -31,9 +31,10 @@ class Settings(BaseModel):
     #: Segment's own (`limits.SEGMENT_OAUTH_SERVERS`); tokens come from `{server}/token`.
     segment_oauth_url_us: str = Field("", alias="SEGMENT_OAUTH_URL_US")
     segment_oauth_url_eu: str = Field("", alias="SEGMENT_OAUTH_URL_EU")
-    #: The webhook API's base URL (`.../prod/v1/webhooks`), which the admin API shows a tenant so the
-    #: partner can paste each tool's webhook URL. Set by the template on the admin function only.
-    webhook_base_url: str = Field("", alias="WEBHOOK_BASE_URL")
+    #: The public (webhook) API's root URL, `https://{api}.execute-api.{region}.amazonaws.com/prod`: the
+    #: admin API builds from it each tool's webhook URL and the destination URL a tenant pastes.
+    #: Set by the template on the admin function only.
+    public_api_url: str = Field("", alias="PUBLIC_API_URL")
     #: Must equal the queue's RedrivePolicy.maxReceiveCount: on that attempt the forwarder itself
     #: dead-letters a failing record with its reason instead of letting SQS move it silently.
     max_receive_count: int = Field(5, alias="MAX_RECEIVE_COUNT", ge=1)

@@ -59,6 +59,10 @@ SQS_MESSAGE_TARGET_BYTES = 256 * 1024
 #: Segment gives a destination this long to answer before it times out and retries.
 SEGMENT_DESTINATION_TIMEOUT_SECONDS = 5
 
+# --- AWS Secrets Manager -------------------------------------------------------------------
+#: Largest SecretString: a tenant document (with its OAuth private key) must fit in one secret.
+SECRETS_MANAGER_MAX_SECRET_BYTES = 65536
+
 # --- Amazon DynamoDB -----------------------------------------------------------------------
 #: Keys one BatchGetItem call may ask for.
 DYNAMODB_BATCH_GET_MAX_KEYS = 100
