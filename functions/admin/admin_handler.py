@@ -107,11 +107,11 @@ def delete_tenant(tenant: str) -> Response[str]:
 def make_oauth_key(tenant: str) -> Response[str]:
     who = caller()
     options = json_body(required=False)
-    if not isinstance(options, dict):
+    if not isinstance(options, dict) or set(options) - {"bits", "replace"}:
         raise MalformedRequest('the body, if any, must be a JSON object: {"bits": 2048, "replace": false}')
     bits, replace = options.get("bits", DEFAULT_KEY_BITS), options.get("replace", False)
     if not isinstance(bits, int) or isinstance(bits, bool) or not isinstance(replace, bool):
-        raise MalformedRequest("bits must be an integer (2048 to 8192) and replace true or false")
+        raise MalformedRequest("bits must be 2048, 3072 or 4096 and replace true or false")
     return answer("OAuthKey", tenant, who, get_admin().make_oauth_key(tenant, bits=bits, replace=replace))
 
 

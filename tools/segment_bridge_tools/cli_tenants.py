@@ -178,13 +178,13 @@ def delete(tenant: str, force: bool, prefix: str) -> None:
 
 @tenants.command("oauth-keygen")
 @click.argument("tenant", callback=lambda _c, _p, v: _check_tenant(v))
-@click.option("--bits", default=DEFAULT_KEY_BITS, show_default=True, help="RSA key size (2048 to 8192).")
+@click.option("--bits", type=click.Choice(["2048", "3072", "4096"]), default=str(DEFAULT_KEY_BITS), show_default=True)
 @click.option("--replace", is_flag=True, help="Make a new key even if the tenant has one (clears key_id).")
 @prefix_option
-def oauth_keygen(tenant: str, bits: int, replace: bool, prefix: str) -> None:
+def oauth_keygen(tenant: str, bits: str, replace: bool, prefix: str) -> None:
     """Make TENANT's OAuth key pair: keep the private key in its secret, print the public PEM and the
     steps the customer takes in their Segment workspace."""
-    body = _run(lambda: _admin(prefix).make_oauth_key(tenant, bits=bits, replace=replace)).body
+    body = _run(lambda: _admin(prefix).make_oauth_key(tenant, bits=int(bits), replace=replace)).body
     state = "new" if body["created"] else "existing (use --replace for a new one)"
     click.echo(f"{state} {body['keyBits']}-bit RSA key for {tenant}; the public key to upload in Segment:\n")
     click.echo(body["publicKey"])
