@@ -333,7 +333,8 @@ class TokenCache:
             self._blocked_until.pop(key, None)
             return TokenResult(answer.access_token)
         if answer.status == 429:
-            self._blocked_until[key] = self.monotonic() + (answer.retry_after or DEFAULT_RATE_LIMIT_WAIT_SECONDS)
+            wait = DEFAULT_RATE_LIMIT_WAIT_SECONDS if answer.retry_after is None else answer.retry_after
+            self._blocked_until[key] = self.monotonic() + wait
         return self._failed(_classify(answer))
 
     def _ask(self, server: str, credentials: OAuthCredentials, private_key: Any, timeout: float) -> TokenAnswer:
