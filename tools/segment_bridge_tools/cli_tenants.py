@@ -133,7 +133,7 @@ def put(
         except ValueError as exc:
             raise click.BadParameter(f"{source}: not JSON ({exc})", param_hint="--source") from None
     if oauth_client_id or oauth_key_id:
-        oauth = document.setdefault("oauth", {})
+        oauth = document["oauth"] = document.get("oauth") or {}  # a stored document says null when it has none
         if not isinstance(oauth, dict):
             raise click.BadParameter("the document's oauth block is not an object", param_hint="--oauth-client-id")
         oauth.update({k: v for k, v in (("client_id", oauth_client_id), ("key_id", oauth_key_id)) if v})
