@@ -73,10 +73,13 @@ class ReceivedRequest:
     fault: str | None = None
     #: How the request authenticated: "basic" (writeKey), "bearer" (OAuth token, writeKey in the body) or "none".
     auth: str = "none"
+    #: The Bearer token it carried (for responders that echo it, as a hostile error page might); never summarized.
+    bearer: str | None = field(default=None, repr=False)
 
     def summary(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("messages")
+        data.pop("bearer")
         data["write_key"] = _mask(self.write_key)
         return data
 
@@ -218,6 +221,8 @@ class SegmentSink:
         request = ReceivedRequest(arrived, path, _write_key(lower.get("authorization")), len(raw), 0, 0)
         scheme = (lower.get("authorization") or "").partition(" ")[0].lower()
         request.auth = scheme if scheme in ("basic", "bearer") else "none"
+        if request.auth == "bearer":
+            request.bearer = (lower.get("authorization") or "")[7:].strip()
         status, body = self._validate(request, lower, raw)
         request.status = status
         if self.responder is not None:

@@ -268,7 +268,10 @@ class TenantAdmin:
 
     # -- POST check -----------------------------------------------------------------------
     def check(self, tenant: str) -> AdminResult:
-        """What can be proven about TENANT's connection without sending customer data (docs/oauth.md)."""
+        """What can be proven about TENANT's connection without sending customer data (docs/oauth.md).
+
+        `ok` is the proof: the token round trip for OAuth. A writeKey of another shape than Segment's
+        is reported under `checks` but fails nothing (only Segment knows which keys exist)."""
         check_tenant_id(tenant)
         name = secret_name(self.prefix, tenant)
         config = self._stored_config(name, self._describe(name), require=True)
@@ -289,7 +292,7 @@ class TenantAdmin:
                 missing = " and ".join(n for n in ("client_id", "key_id") if not getattr(config.oauth, n))
                 checks.append({"check": "OAuth app", "ok": False, "detail": f"pending: {missing} not set"})
             body.update(
-                ok=all(c["ok"] for c in checks if c["check"] != "OAuth app"),
+                ok=True,  # nothing here can fail: the shape is reported, a pending app only noted
                 verdict="unverifiable",
                 message="Segment accepts any well-formed writeKey with 200 and drops events for unknown keys "
                 "later, so no request can prove this one: send a test event and look for it in the customer's "
@@ -316,7 +319,7 @@ class TenantAdmin:
             verdict, ok = "unreachable", False
             message = f"the token server could not be asked ({result.error}); try again later"
         checks.append({"check": "OAuth token round trip", "ok": ok, "detail": verdict})
-        body.update(ok=ok and checks[0]["ok"], verdict=verdict, message=message)
+        body.update(ok=ok, verdict=verdict, message=message)
         return AdminResult(200, body)
 
     # -- internals ------------------------------------------------------------------------

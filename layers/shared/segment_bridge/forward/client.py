@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -209,4 +210,12 @@ def _error_text(response: requests.Response, write_key: str, token: str = "") ->
     except ValueError:
         pass
     text = redact_basic_credential(text or response.text or response.reason or "", write_key)
-    return (text.replace(token, "[redacted]") if token else text)[:300]
+    if token:
+        # The request's token, and (defence in depth) anything that follows "Bearer" or looks like a JWT.
+        text = _BEARER.sub("Bearer [redacted]", text.replace(token, "[redacted]"))
+        text = _JWT_LIKE.sub("[redacted]", text)
+    return text[:300]
+
+
+_BEARER = re.compile(r"Bearer\s+\S+", re.IGNORECASE)
+_JWT_LIKE = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
