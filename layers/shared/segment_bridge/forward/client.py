@@ -76,9 +76,8 @@ class Target:
 
     @classmethod
     def for_tenant(cls, tenant_id: str, tenant: TenantConfig) -> Target:
-        oauth = tenant.oauth
-        credentials = None
-        if oauth is not None and oauth.client_id and oauth.key_id:  # a pending block keeps Basic auth
+        oauth, credentials = tenant.oauth, None
+        if oauth is not None and oauth.client_id and oauth.key_id:  # `uses_oauth`: a pending block keeps Basic
             credentials = OAuthCredentials(
                 tenant_id, oauth.client_id, oauth.key_id, oauth.private_key.get_secret_value(), oauth.scope
             )

@@ -375,7 +375,8 @@ def _classify(answer: TokenAnswer) -> TokenResult:
     """A failed token request as the status delivery understands (module doc)."""
     detail = f": {answer.error}" if answer.error else ""
     if answer.status is None:
-        return TokenResult(status=None, error=f"no answer from the OAuth token server ({answer.error})")
+        # delivery words it "no answer from Segment (OAuth token server: timeout)"
+        return TokenResult(status=None, error=f"OAuth token server: {answer.error}")
     if answer.status == 429:
         return TokenResult(
             status=429, error=f"the OAuth token server rate-limits us{detail}", retry_after=answer.retry_after
