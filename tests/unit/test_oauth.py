@@ -85,8 +85,11 @@ def test_the_assertion_expires_under_a_minute() -> None:
     assert jwt.decode(fresh, keys()[1], algorithms=["RS256"], audience=SERVER)["jti"] == "j"
 
 
-def test_credentials_print_nothing_secret() -> None:
+def test_credentials_and_tokens_print_nothing_secret() -> None:
     assert "PRIVATE" not in repr(credentials()) and "PRIVATE" not in repr(Target("us", "WK", credentials()))
+    from segment_bridge.forward import TokenResult
+
+    assert "tok-secret" not in repr(TokenResult("tok-secret")) + repr(TokenAnswer(200, access_token="tok-secret"))
 
 
 # -- the token server's answers -----------------------------------------------------------------

@@ -21,11 +21,9 @@ import json
 import re
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import requests
 
@@ -105,18 +103,22 @@ def load_private_key(pem: str) -> Any:
     return key
 
 
-@dataclass(frozen=True)
-class TokenAnswer:
-    """What one token request came to."""
+class TokenAnswer(NamedTuple):
+    """What one token request came to. (NamedTuples, not dataclasses, here: this module is imported
+    by every forwarder cold start, OAuth tenants or not, and a frozen dataclass costs ~10x as much to
+    define.)"""
 
     status: int | None  # None: no HTTP answer (timeout, connection error)
-    access_token: str | None = field(default=None, repr=False)
+    access_token: str | None = None
     expires_in: float = 0.0
     #: The OAuth error and its description, or why there was no answer (never the token or assertion).
     error: str | None = None
     retry_after: float | None = None
     #: The server's clock (its `Date` header), unix seconds.
     server_time: float | None = None
+
+    def __repr__(self) -> str:  # never the token
+        return f"TokenAnswer(status={self.status!r}, error={self.error!r}, retry_after={self.retry_after!r})"
 
 
 class TokenServerClient:
@@ -183,6 +185,8 @@ def _clean(text: str) -> str:
 
 
 def _http_date(value: str | None) -> float | None:
+    from email.utils import parsedate_to_datetime  # here: only OAuth tenants need it (cold start)
+
     if not value:
         return None
     try:
@@ -208,26 +212,29 @@ def _rate_limit_wait(headers: Mapping[str, str], now: float | None) -> float:
     return DEFAULT_RATE_LIMIT_WAIT_SECONDS
 
 
-@dataclass(frozen=True)
-class TokenResult:
+class TokenResult(NamedTuple):
     """A token, or why there is none, with the status delivery classifies (see the module doc)."""
 
-    token: str | None = field(default=None, repr=False)
+    token: str | None = None
     status: int | None = None
     error: str | None = None
     retry_after: float | None = None
 
+    def __repr__(self) -> str:  # never the token
+        return f"TokenResult(status={self.status!r}, error={self.error!r}, retry_after={self.retry_after!r})"
 
-@dataclass
+
 class TokenStats:
-    requests: int = 0
-    failures: int = 0
-    invalidated: int = 0
+    """Token requests since the last `TokenCache.take_stats()`."""
+
+    __slots__ = ("failures", "invalidated", "requests")
+
+    def __init__(self) -> None:
+        self.requests = self.failures = self.invalidated = 0
 
 
-@dataclass
-class _Cached:
-    token: str = field(repr=False)
+class _Cached(NamedTuple):
+    token: str
     renew_at: float  # monotonic
     expires_at: float  # monotonic
 
@@ -247,13 +254,13 @@ class TokenCache:
         client: TokenServerClient | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
-        new_jti: Callable[[], str] = lambda: str(uuid.uuid4()),
+        new_jti: Callable[[], str] | None = None,
     ) -> None:
         self.servers = {**SEGMENT_OAUTH_SERVERS, **{k: v.rstrip("/") for k, v in (servers or {}).items() if v}}
         self.client = client or TokenServerClient()
         self.clock = clock
         self.monotonic = monotonic
-        self.new_jti = new_jti
+        self.new_jti = new_jti or _uuid4
         self.stats = TokenStats()
         self._cached: dict[tuple[str, str, str], _Cached] = {}
         self._blocked_until: dict[tuple[str, str, str], float] = {}
@@ -365,6 +372,12 @@ class TokenCache:
         with self._guard:
             self.stats.failures += 1
         return result
+
+
+def _uuid4() -> str:
+    import uuid  # here: only OAuth tenants need it (cold start)
+
+    return str(uuid.uuid4())
 
 
 def _is_clock_error(answer: TokenAnswer) -> bool:
