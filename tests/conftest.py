@@ -92,10 +92,10 @@ def identity_table(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
     return IDENTITY_TABLE
 
 
-def put_tenant(tenant: str, secret: dict[str, Any]) -> None:
+def put_tenant(tenant: str, secret: dict[str, Any], prefix: str = "segment-bridge") -> None:
     from segment_bridge_tools.local_stack import put_tenant_secret
 
-    put_tenant_secret(tenant, secret)
+    put_tenant_secret(tenant, secret, prefix)
 
 
 def receive_all(queue_url: str) -> list[dict[str, Any]]:

@@ -18,7 +18,15 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from segment_bridge.config import get_settings
-from segment_bridge.forward import Deadline, Forwarder, ForwardReport, QueuedRecord, SegmentClient, SqsDeadLetterQueue
+from segment_bridge.forward import (
+    Deadline,
+    Forwarder,
+    ForwardReport,
+    QueuedRecord,
+    SegmentClient,
+    SqsDeadLetterQueue,
+    TokenCache,
+)
 from segment_bridge.observability import freeze_setup_objects, logger, metrics
 from segment_bridge.tenants import SecretsManagerTenants
 
@@ -34,7 +42,9 @@ def get_forwarder() -> Forwarder:
         settings,
         SecretsManagerTenants(settings.secrets_prefix, settings.secrets_max_age_seconds),
         SegmentClient(
-            {"us": settings.segment_url_us, "eu": settings.segment_url_eu}, timeout=settings.segment_timeout_seconds
+            {"us": settings.segment_url_us, "eu": settings.segment_url_eu},
+            timeout=settings.segment_timeout_seconds,
+            tokens=TokenCache({"us": settings.segment_oauth_url_us, "eu": settings.segment_oauth_url_eu}),
         ),
         SqsDeadLetterQueue(settings.dead_letter_queue_url),
     )
@@ -71,9 +81,23 @@ def record_metrics(report: ForwardReport) -> None:
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     records = [to_queued_record(r) for r in event.get("Records", [])]
-    report = get_forwarder().forward(records, Deadline.from_lambda_context(context))
+    forwarder = get_forwarder()
+    report = forwarder.forward(records, Deadline.from_lambda_context(context))
     record_metrics(report)
+    record_token_metrics(forwarder)
     return partial_batch_response(records, report)
+
+
+def record_token_metrics(forwarder: Forwarder) -> None:
+    """OAuth token requests of this invocation (only OAuth tenants make any)."""
+    tokens = getattr(forwarder.client, "tokens", None)
+    if not isinstance(tokens, TokenCache):
+        return
+    stats = tokens.take_stats()
+    if stats.requests or stats.failures or stats.invalidated:
+        metrics.add_metric(name="OAuthTokenRequests", unit=MetricUnit.Count, value=stats.requests)
+        metrics.add_metric(name="OAuthTokenFailures", unit=MetricUnit.Count, value=stats.failures)
+        metrics.add_metric(name="OAuthTokensRefused", unit=MetricUnit.Count, value=stats.invalidated)
 
 
 def partial_batch_response(records: list[QueuedRecord], report: ForwardReport) -> dict[str, Any]:

@@ -17,6 +17,9 @@ DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 ROUTES = (
     (re.compile(r"^/v1/webhooks/[^/]+/[^/]+$"), "/v1/webhooks/{source}/{tenant}"),
     (re.compile(r"^/v1/segment/[^/]+$"), "/v1/segment/{tenant}"),
+    (re.compile(r"^/v1/tenants/[^/]+$"), "/v1/tenants/{tenant}"),
+    (re.compile(r"^/v1/tenants/[^/]+/oauth-key$"), "/v1/tenants/{tenant}/oauth-key"),
+    (re.compile(r"^/v1/tenants/[^/]+/check$"), "/v1/tenants/{tenant}/check"),
 )
 
 

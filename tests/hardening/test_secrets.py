@@ -329,3 +329,126 @@ def test_no_secret_appears_anywhere(
     leaks = recorder.leaks()
     assert not leaks, "\n".join(leaks[:20])
     assert len(recorder.texts) > 50
+
+
+# -- OAuth: the tenant's private key, its access tokens and assertions never leak either ----------------
+OAUTH_TENANT = "oauthco"
+OAUTH_WRITE_KEY = "wkCANARYOAUTHwriteKey0123456789a"
+
+
+def admin_call(method: str, path: str, body: Any, recorder: Recorder) -> dict[str, Any]:
+    import admin_handler
+
+    from segment_bridge_tools.lambda_events import iam_identity
+
+    parts = path.strip("/").split("/")
+    event = api_gateway_event(
+        method,
+        path,
+        b"" if body is None else json.dumps(body).encode(),
+        {"Content-Type": "application/json"},
+        resource="/v1/tenants/{tenant}" + (f"/{parts[3]}" if len(parts) == 4 else ""),
+        path_parameters={"tenant": parts[2]},
+        iam_identity=iam_identity(),
+    )
+    response = admin_handler.lambda_handler(event, LocalLambdaContext())
+    recorder.add(f"admin response {method} {path}", response)
+    return response
+
+
+def test_no_oauth_key_token_or_assertion_appears_anywhere(
+    world: dict[str, Any],
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from segment_bridge.admin import generate_key_pair
+    from segment_bridge_tools.cli import main as cli
+    from segment_bridge_tools.sink import OAuthApp
+
+    caplog.set_level("INFO")
+    recorder = Recorder()
+    sink: SegmentSink = world["sink"]
+    monkeypatch.setenv("SEGMENT_OAUTH_URL_US", sink.url)
+    monkeypatch.setenv("SEGMENT_OAUTH_URL_EU", sink.url)
+    pair = generate_key_pair()
+    sink.register_oauth_app(OAuthApp("app-canary", "key-canary", pair.public_pem, OAUTH_WRITE_KEY, token_lifetime=3600))
+    assertions: list[str] = []
+
+    def token_server(form: dict[str, str]) -> Any:
+        """Records each assertion; while `failing`, answers with errors that echo it back."""
+        assertions.append(form.get("client_assertion", ""))
+        if failing:
+            return failing.pop(0)[0], {}, {"error": "invalid_client", "error_description": f"bad {assertions[-1]}"}
+        return None
+
+    failing: list[tuple[int]] = []
+    sink.token_responder = token_server
+
+    def echo_tokens(request: ReceivedRequest) -> Any:
+        """Segment's error page echoing the request's credentials: its token, its header and the writeKey."""
+        if not world["responder"].script:
+            return None
+        status, _ = world["responder"].script.pop(0)
+        token = request.bearer or ""
+        return status, {}, {"message": f"bad token {token} (Authorization: Bearer {token}) for {request.write_key}"}
+
+    sink.responder = echo_tokens
+
+    # -- the admin API and the CLI make and use the key ---------------------------------------------------
+    document = {"write_key": OAUTH_WRITE_KEY, "region": "us", "sources": {"spec": {"signing_secret": "s" * 20}}}
+    assert admin_call("PUT", f"/v1/tenants/{OAUTH_TENANT}", document, recorder)["statusCode"] == 201
+    made = admin_call("POST", f"/v1/tenants/{OAUTH_TENANT}/oauth-key", None, recorder)
+    public_pem = json.loads(made["body"])["publicKey"]
+    sink.register_oauth_app(OAuthApp("app-canary", "key-canary", public_pem, OAUTH_WRITE_KEY, token_lifetime=3600))
+    oauth = {"client_id": "app-canary", "key_id": "key-canary"}
+    assert admin_call("PUT", f"/v1/tenants/{OAUTH_TENANT}", {**document, "oauth": oauth}, recorder)["statusCode"] == 200
+    admin_call("GET", f"/v1/tenants/{OAUTH_TENANT}", None, recorder)
+    assert json.loads(admin_call("POST", f"/v1/tenants/{OAUTH_TENANT}/check", None, recorder)["body"])["ok"]
+    failing.append((401,))
+    admin_call("POST", f"/v1/tenants/{OAUTH_TENANT}/check", None, recorder)  # refused, the error echoing
+    bad_key = {**oauth, "private_key": pair.private_pem.replace("A", "B", 40)}  # well-formed, not a key
+    admin_call("PUT", "/v1/tenants/badkey", {**document, "oauth": bad_key}, recorder)
+    runner = CliRunner()
+    for args in (["tenants", "show", OAUTH_TENANT], ["tenants", "oauth-keygen", OAUTH_TENANT]):
+        result = runner.invoke(cli, args, catch_exceptions=True)
+        recorder.add(f"cli {args[:2]}", result.output + (repr(result.exception) if result.exception else ""))
+    from segment_bridge.tenants import SecretsManagerTenants
+
+    stored_key = SecretsManagerTenants("segment-bridge").get(OAUTH_TENANT).oauth.private_key.get_secret_value()  # type: ignore[union-attr]
+
+    # -- the forwarder: first token, refused token (refresh), refused twice (DLQ), token server down -------
+    assert forward([queued_record(OAUTH_TENANT, "o-ok")], recorder)["batchItemFailures"] == []
+    world["responder"].script = [(401, {})]
+    assert forward([queued_record(OAUTH_TENANT, "o-refresh")], recorder)["batchItemFailures"] == []
+    world["responder"].script = [(403, {})] * 2
+    forward([queued_record(OAUTH_TENANT, "o-refused-last", receive_count=2)], recorder)
+    sink.expire_tokens()
+    world["responder"].script = [(401, {})]
+    failing.extend([(400,), (401,)])
+    forward([queued_record(OAUTH_TENANT, "o-token-refused-last", receive_count=2)], recorder)
+    dead = receive_all(world["dlq_url"])
+    assert len(dead) >= 2, "the twice-refused and the token-refused records should be on the DLQ"
+    recorder.add("DLQ bodies and attributes", dead)
+    for request in sink.snapshot():
+        recorder.add("what Segment received (bodies)", request.messages)
+
+    out, err = capfd.readouterr()
+    recorder.add("stdout (logs, EMF metrics)", out)
+    recorder.add("stderr", err)
+    recorder.add("log records", [r.getMessage() + " " + json.dumps(r.__dict__, default=repr) for r in caplog.records])
+
+    secrets: dict[str, str] = {}
+    for name, pem in (("private key", stored_key), ("bad private key", bad_key["private_key"])):
+        for number, line in enumerate(pem.strip().splitlines()[1:-1]):
+            secrets[f"{name} line {number}"] = line
+    secrets.update({f"token {token[:4]}": token for token in sink.issued})
+    secrets.update({f"assertion {i}": a for i, a in enumerate(assertions) if a})
+    assert len(sink.issued) >= 3 and len(assertions) >= 5
+    leaks = [
+        f"{name} in {where}: ...{text[max(0, text.find(value) - 60) : text.find(value) + 20]}..."
+        for where, text in recorder.texts
+        for name, value in secrets.items()
+        if value in text
+    ]
+    assert not leaks, "\n".join(leaks[:20])

@@ -70,3 +70,44 @@ def test_invalid_documents_and_ids_are_refused_before_writing() -> None:
 def test_show_unknown_tenant_is_a_clear_error() -> None:
     result = CliRunner().invoke(main, ["tenants", "show", "ghost"])
     assert result.exit_code != 0 and "no tenant 'ghost'" in result.output
+
+
+@mock_aws
+def test_oauth_keygen_then_put_the_ids_sends_the_tenant_with_oauth() -> None:
+    assert run("tenants", "put", "acme", "--write-key", KEY).exit_code == 0
+    made = run("tenants", "oauth-keygen", "acme")
+    assert made.exit_code == 0, made.output
+    assert "-----BEGIN PUBLIC KEY-----" in made.output and "PRIVATE" not in made.output
+    assert "Create OAuth app" in made.output and "--oauth-key-id" in made.output  # the customer's steps
+    stored = SecretsManagerTenants("segment-bridge").get("acme")
+    assert stored.oauth is not None and not stored.uses_oauth  # pending: still Basic auth
+
+    put = run("tenants", "put", "acme", "--oauth-client-id", "app-1", "--oauth-key-id", "key-1")
+    assert put.exit_code == 0, put.output
+    stored = SecretsManagerTenants("segment-bridge").get("acme")
+    assert stored.uses_oauth and stored.write_key.get_secret_value() == KEY
+    shown = run("tenants", "show", "acme").output
+    assert json.loads(shown)["oauth"] == {
+        "client_id": "app-1",
+        "key_id": "key-1",
+        "private_key": "****",
+        "scope": "tracking_api:write",
+    }
+    # The same public key again unless --replace; the check runs the real round trip (no server here).
+    assert "existing" in run("tenants", "oauth-keygen", "acme").output
+
+
+@mock_aws
+def test_put_oauth_ids_without_a_key_says_to_make_one() -> None:
+    run("tenants", "put", "acme", "--write-key", KEY)
+    result = CliRunner().invoke(main, ["tenants", "put", "acme", "--oauth-client-id", "app-1"])
+    assert result.exit_code != 0 and "oauth-keygen" in result.output
+
+
+@mock_aws
+def test_check_of_a_write_key_tenant_says_only_the_source_debugger_can_confirm_it() -> None:
+    run("tenants", "put", "acme", "--write-key", "abcdefghijklmnopqrstuvwxyz012345")
+    result = CliRunner().invoke(main, ["tenants", "check", "acme"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    assert body["verdict"] == "unverifiable" and "Source Debugger" in body["message"]

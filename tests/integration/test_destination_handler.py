@@ -238,7 +238,7 @@ def test_the_tenants_cli_sets_the_key_the_endpoint_checks(identity_table: str) -
             "put",
             "cli-made",
             "--write-key",
-            "wk_0123456789",
+            "wk_0123456789abcdef",  # 16+ characters: the shape tenants put checks
             "--destination-api-key",
             "cli-destination-key-0123",
         ],

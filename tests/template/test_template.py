@@ -113,11 +113,49 @@ def test_roles_are_explicit_so_sam_attaches_no_broad_managed_policies(template: 
 
 
 def test_secret_access_is_limited_to_the_tenant_prefix(template: dict[str, Any]) -> None:
-    secret_statements = [s for _, s in statements(template) if any("secretsmanager" in a for a in _actions(s))]
+    secret_statements = [
+        (role, s) for role, s in statements(template) if any("secretsmanager" in a for a in _actions(s))
+    ]
     assert secret_statements
-    for statement in secret_statements:
-        assert _actions(statement) == ["secretsmanager:GetSecretValue"]
+    for role, statement in secret_statements:
+        # Only the admin function writes tenants; the pipelines read them.
+        if role != "AdminRole":
+            assert _actions(statement) == ["secretsmanager:GetSecretValue"]
         assert "${SecretsPrefix}/tenants/*" in str(statement["Resource"])
+
+
+def test_the_admin_role_manages_tenant_secrets_and_nothing_else(template: dict[str, Any]) -> None:
+    [statement] = [s for role, s in statements(template) if role == "AdminRole" and s["Sid"] == "ManageTenantSecrets"]
+    assert sorted(_actions(statement)) == [
+        "secretsmanager:CreateSecret",
+        "secretsmanager:DeleteSecret",
+        "secretsmanager:DescribeSecret",
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:PutSecretValue",
+        "secretsmanager:RestoreSecret",
+    ]
+    assert statement["Resource"] == SECRETS_UNDER_PREFIX
+
+
+def test_the_admin_api_is_its_own_iam_authorized_api(template: dict[str, Any]) -> None:
+    admin = template["Resources"]["AdminApi"]["Properties"]
+    assert admin["Auth"] == {"DefaultAuthorizer": "AWS_IAM", "InvokeRole": "NONE"}
+    [settings] = admin["MethodSettings"]
+    assert settings["ResourcePath"] == "/*" and settings["HttpMethod"] == "*"
+    assert settings["ThrottlingRateLimit"] and settings["ThrottlingBurstLimit"]
+    assert settings["DataTraceEnabled"] is False  # bodies carry writeKeys and private keys
+    assert admin["AccessLogSetting"]["DestinationArn"] == _arn("AdminAccessLogGroup")
+    # The public webhook API has no IAM authorizer (tools and Segment cannot sign), and no admin route.
+    assert "Auth" not in template["Resources"]["WebhookApi"]["Properties"]
+    for name, function in resources(template, "AWS::Serverless::Function").items():
+        for event in (function["Properties"].get("Events") or {}).values():
+            if event["Type"] != "Api":
+                continue
+            is_admin = event["Properties"]["Path"].startswith("/v1/tenants/")
+            assert is_admin == (name == "AdminFunction"), name
+            api = {"Ref": "AdminApi"} if is_admin else {"Ref": "WebhookApi"}
+            assert event["Properties"]["RestApiId"] == api, name
+            assert "Auth" not in event["Properties"], f"{name}: no per-route override of the API's authorizer"
 
 
 def test_queue_permissions_name_the_one_queue(template: dict[str, Any]) -> None:
@@ -224,6 +262,22 @@ LEAST_PRIVILEGE: dict[str, set[tuple[frozenset[str], str]]] = {
         (frozenset({"sqs:SendMessage"}), str(_arn("DeadLetterQueue"))),  # dead-letter with a reason
         (frozenset({"secretsmanager:GetSecretValue"}), str(SECRETS_UNDER_PREFIX)),
     },
+    "AdminRole": {
+        (frozenset({"logs:CreateLogStream", "logs:PutLogEvents"}), str(_logs("AdminLogGroup"))),
+        (
+            frozenset(
+                {
+                    "secretsmanager:CreateSecret",
+                    "secretsmanager:PutSecretValue",
+                    "secretsmanager:RestoreSecret",
+                    "secretsmanager:DescribeSecret",
+                    "secretsmanager:GetSecretValue",
+                    "secretsmanager:DeleteSecret",
+                }
+            ),
+            str(SECRETS_UNDER_PREFIX),
+        ),
+    },
     "DestinationRole": {
         (frozenset({"logs:CreateLogStream", "logs:PutLogEvents"}), str(_logs("DestinationLogGroup"))),
         (
@@ -265,6 +319,7 @@ def test_each_function_uses_its_own_role(template: dict[str, Any]) -> None:
         "IngestFunction": _arn("IngestRole"),
         "ForwardFunction": _arn("ForwardRole"),
         "DestinationFunction": _arn("DestinationRole"),
+        "AdminFunction": _arn("AdminRole"),
     }
 
 
@@ -289,10 +344,12 @@ def test_every_api_method_is_throttled_and_access_logged(template: dict[str, Any
     log_format = api["AccessLogSetting"]["Format"]
     assert "$context.requestId" in log_format and "$context.status" in log_format
     assert "header" not in log_format.lower() and "authorization" not in log_format.lower()  # no credentials in logs
-    for function in resources(template, "AWS::Serverless::Function").values():
+    for name, function in resources(template, "AWS::Serverless::Function").items():
         for event in (function["Properties"].get("Events") or {}).values():
             if event["Type"] == "Api":
-                assert event["Properties"]["RestApiId"] == {"Ref": "WebhookApi"}  # no implicit, unthrottled API
+                # No implicit, unthrottled API: the webhook API, or the admin API (checked above).
+                expected = "AdminApi" if name == "AdminFunction" else "WebhookApi"
+                assert event["Properties"]["RestApiId"] == {"Ref": expected}
 
 
 def test_data_at_rest_is_encrypted(template: dict[str, Any]) -> None:

@@ -1,8 +1,10 @@
-"""`segment-bridge tenants put|show|list|delete`: manage tenant secrets in Secrets Manager.
+"""`segment-bridge tenants put|show|list|delete|oauth-keygen|check`: manage tenant secrets in Secrets Manager.
 
 Secrets are written through boto3 (so `AWS_ENDPOINT_URL` points the CLI at moto locally) and
 validated with the same `TenantConfig` model the Lambdas use, so a bad secret is refused here
 rather than discovered by the forwarder. `show` masks the writeKey and every signing secret.
+`put`, `show`, `delete`, `oauth-keygen` and `check` are the admin API's own implementation
+(`segment_bridge.admin.TenantAdmin`), so the CLI and the partner's settings page cannot disagree.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import sys
 from typing import Any
 
 import click
-from pydantic import ValidationError
 
-from segment_bridge.tenants import TENANT_ID_RULE, TenantConfig, is_valid_tenant_id, secret_name
+from segment_bridge.admin import DEFAULT_KEY_BITS, AdminResult, SecretsManagerStore, TenantAdmin
+from segment_bridge.errors import BridgeError
+from segment_bridge.tenants import TENANT_ID_RULE, is_valid_tenant_id, secret_name
 
 
 def _client() -> Any:
@@ -36,6 +39,32 @@ prefix_option = click.option(
     show_default=True,
     help="Secrets prefix (template parameter SecretsPrefix).",
 )
+
+
+def _admin(prefix: str) -> TenantAdmin:
+    import os
+
+    servers = {"us": os.environ.get("SEGMENT_OAUTH_URL_US", ""), "eu": os.environ.get("SEGMENT_OAUTH_URL_EU", "")}
+    return TenantAdmin(
+        SecretsManagerStore(_client()),
+        prefix=prefix,
+        public_api_url=os.environ.get("PUBLIC_API_URL", ""),
+        oauth_servers=servers,
+    )
+
+
+def _done(result: AdminResult) -> AdminResult:
+    """The admin result, or the CLI's error with the same words the API answers."""
+    if result.status >= 400:
+        raise click.ClickException(str(result.body.get("message", f"failed with {result.status}")))
+    return result
+
+
+def _run(call: Any) -> AdminResult:
+    try:
+        return _done(call())
+    except BridgeError as exc:
+        raise click.ClickException(exc.message) from None
 
 
 @click.group()
@@ -61,6 +90,8 @@ def tenants() -> None:
     help="Key Segment sends to POST /v1/segment/{tenant} (identity loop); at least 16 characters.",
 )
 @click.option("--from-file", type=click.File("r"), help="Whole tenant document as JSON ('-' for stdin).")
+@click.option("--oauth-client-id", help="The customer's Segment OAuth app id (after `tenants oauth-keygen`).")
+@click.option("--oauth-key-id", help="The id Segment gave the uploaded public key.")
 @prefix_option
 def put(
     tenant: str,
@@ -70,6 +101,8 @@ def put(
     missing_user_id: str | None,
     destination_api_key: str | None,
     from_file: Any,
+    oauth_client_id: str | None,
+    oauth_key_id: str | None,
     prefix: str,
 ) -> None:
     """Create or update TENANT. Options given replace those fields; others are kept."""
@@ -99,17 +132,14 @@ def put(
             document.setdefault("sources", {})[source] = json.loads(raw)
         except ValueError as exc:
             raise click.BadParameter(f"{source}: not JSON ({exc})", param_hint="--source") from None
-    try:
-        config = TenantConfig.model_validate(document)
-    except ValidationError as exc:
-        fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False))
-        raise click.ClickException(f"invalid tenant document: {fields}") from None
-    if exists:
-        client.put_secret_value(SecretId=name, SecretString=config.to_secret_json())
-    else:
-        client.create_secret(
-            Name=name, SecretString=config.to_secret_json(), Description=f"segment-bridge tenant {tenant}"
-        )
+    if oauth_client_id or oauth_key_id:
+        oauth = document["oauth"] = document.get("oauth") or {}  # a stored document says null when it has none
+        if not isinstance(oauth, dict):
+            raise click.BadParameter("the document's oauth block is not an object", param_hint="--oauth-client-id")
+        oauth.update({k: v for k, v in (("client_id", oauth_client_id), ("key_id", oauth_key_id)) if v})
+    # The admin API's validation and write: the writeKey's shape and the RSA key are checked too.
+    result = _run(lambda: _admin(prefix).put(tenant, document))
+    exists = not result.body.get("created")
     click.echo(f"{'updated' if exists else 'created'} {name}")
 
 
@@ -118,18 +148,8 @@ def put(
 @prefix_option
 def show(tenant: str, prefix: str) -> None:
     """Print TENANT's settings with the writeKey and signing secrets masked."""
-    client = _client()
-    try:
-        raw = client.get_secret_value(SecretId=secret_name(prefix, tenant))["SecretString"]
-    except client.exceptions.ResourceNotFoundException:
-        raise click.ClickException(f"no tenant {tenant!r} under prefix {prefix!r}") from None
-    try:
-        config = TenantConfig.model_validate_json(raw)
-    except ValidationError as exc:
-        raise click.ClickException(
-            f"tenant secret is invalid: {exc.error_count()} error(s); fix it with `tenants put`"
-        ) from None
-    click.echo(json.dumps(config.masked(), indent=2, sort_keys=True))
+    view = _run(lambda: _admin(prefix).get(tenant)).body
+    click.echo(json.dumps(view["config"], indent=2, sort_keys=True))
 
 
 @tenants.command("list")
@@ -152,10 +172,33 @@ def list_(prefix: str) -> None:
 @prefix_option
 def delete(tenant: str, force: bool, prefix: str) -> None:
     """Delete TENANT's secret (recoverable for 7 days unless --force)."""
-    client = _client()
-    kwargs: dict[str, Any] = {"ForceDeleteWithoutRecovery": True} if force else {"RecoveryWindowInDays": 7}
-    try:
-        client.delete_secret(SecretId=secret_name(prefix, tenant), **kwargs)
-    except client.exceptions.ResourceNotFoundException:
-        raise click.ClickException(f"no tenant {tenant!r} under prefix {prefix!r}") from None
+    _run(lambda: _admin(prefix).delete(tenant, force=force))
     click.echo(f"deleted {secret_name(prefix, tenant)}", file=sys.stdout)
+
+
+@tenants.command("oauth-keygen")
+@click.argument("tenant", callback=lambda _c, _p, v: _check_tenant(v))
+@click.option("--bits", type=click.Choice(["2048", "3072", "4096"]), default=str(DEFAULT_KEY_BITS), show_default=True)
+@click.option("--replace", is_flag=True, help="Make a new key even if the tenant has one (clears key_id).")
+@prefix_option
+def oauth_keygen(tenant: str, bits: str, replace: bool, prefix: str) -> None:
+    """Make TENANT's OAuth key pair: keep the private key in its secret, print the public PEM and the
+    steps the customer takes in their Segment workspace."""
+    body = _run(lambda: _admin(prefix).make_oauth_key(tenant, bits=int(bits), replace=replace)).body
+    state = "new" if body["created"] else "existing (use --replace for a new one)"
+    click.echo(f"{state} {body['keyBits']}-bit RSA key for {tenant}; the public key to upload in Segment:\n")
+    click.echo(body["publicKey"])
+    click.echo("What the customer does in their Segment workspace:")
+    for number, step in enumerate(body["steps"], 1):
+        click.echo(f"  {number}. {step}")
+
+
+@tenants.command("check")
+@click.argument("tenant", callback=lambda _c, _p, v: _check_tenant(v))
+@prefix_option
+def check(tenant: str, prefix: str) -> None:
+    """Check TENANT's connection: an OAuth token round trip, or what can be checked of a writeKey."""
+    body = _run(lambda: _admin(prefix).check(tenant)).body
+    click.echo(json.dumps(body, indent=2))
+    if not body.get("ok"):
+        raise SystemExit(1)

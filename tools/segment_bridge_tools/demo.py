@@ -83,6 +83,27 @@ def curl_command(stack: LocalStack) -> str:
     )
 
 
+def send_oauth_demo(stack: LocalStack) -> str:
+    """The spec sample to the OAuth tenant: delivered with `Bearer` tokens from the sink's token server."""
+    from segment_bridge.ingest.signatures import sign_timestamped
+
+    tenant = stack.config.oauth_tenant
+    body = json.dumps({"type": "track", "userId": DEMO_USER_ID, "event": "Report Exported"}).encode()
+    response = requests.post(
+        stack.webhook_url("spec", tenant),
+        data=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Signature": sign_timestamped(stack.config.signing_secret, body),
+        },
+        timeout=30,
+    )
+    return (
+        f"- POST spec      -> {response.status_code}  accepted={response.json().get('accepted', 0)} "
+        f"(tenant {tenant}: OAuth-only source, sent with Bearer tokens from the sink's token server)"
+    )
+
+
 @click.command()
 @click.option("--port", default=8080, show_default=True, help="Port of the local webhook API (0: any free port).")
 @click.option("--real-segment", is_flag=True, help="Deliver to Segment's real endpoint instead of the local sink.")
@@ -132,6 +153,8 @@ def main(port: int, real_segment: bool, write_key: str | None, region: str, once
                 f"- POST {source:<9} -> {response.status_code}  accepted={result.get('accepted', 0)} "
                 f"skipped={len(result.get('skipped', []))} rejected={len(result.get('rejected', []))}"
             )
+        if stack.sink is not None and stack.config.oauth_tenant:
+            click.echo(send_oauth_demo(stack))
         drained = stack.wait_until_drained(timeout=30)
         click.echo("")
         if stack.sink is not None:

@@ -26,10 +26,13 @@ def api_gateway_event(
     source_ip: str = "127.0.0.1",
     path_parameters: Mapping[str, str] | None = None,
     resource: str | None = None,
+    iam_identity: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """A REST API (payload v1) proxy event. Bodies are base64, as with BinaryMediaTypes '*/*'.
 
     The resource and path parameters are inferred from the path for the API's two routes.
+    `iam_identity`: what API Gateway's AWS_IAM authorizer adds to `requestContext.identity` for a
+    SigV4-signed request (`userArn`, `caller`, `accountId`, `accessKey`; see `iam_identity`).
     """
     header_map = dict(headers or {})
     multi_headers: dict[str, list[str]] = {}
@@ -64,13 +67,24 @@ def api_gateway_event(
             "requestId": str(uuid.uuid4()),
             "domainName": domain,
             "requestTimeEpoch": int(time.time() * 1000),
-            "identity": {"sourceIp": source_ip, "userAgent": header_map.get("User-Agent", "")},
+            "identity": {"sourceIp": source_ip, "userAgent": header_map.get("User-Agent", ""), **(iam_identity or {})},
             "accountId": "123456789012",
             "apiId": "local",
             "protocol": "HTTP/1.1",
         },
         "body": base64.b64encode(body).decode("ascii") if body else None,
         "isBase64Encoded": bool(body),
+    }
+
+
+def iam_identity(arn: str = "arn:aws:sts::123456789012:assumed-role/partner-backend/settings-page") -> dict[str, str]:
+    """`requestContext.identity` fields API Gateway sets after verifying a SigV4 signature (AWS_IAM auth)."""
+    return {
+        "userArn": arn,
+        "caller": "AROAEXAMPLEROLEID:settings-page",
+        "user": "AROAEXAMPLEROLEID:settings-page",
+        "accountId": arn.split(":")[4],
+        "accessKey": "ASIAEXAMPLEACCESSKEY",
     }
 
 

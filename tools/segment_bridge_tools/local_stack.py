@@ -68,6 +68,13 @@ class StackConfig:
     forwarder_concurrency: int = 1
     sink_responder: Responder | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: A second demo tenant sent with OAuth 2.0: its source is OAuth-only in the sink (Basic auth is
+    #: refused), which issues tokens this short-lived so a demo or test sees them renewed. Empty: none.
+    oauth_tenant: str = "demo-oauth"
+    oauth_write_key: str = "demoOAuthWriteKey0123456789abcdef"
+    oauth_client_id: str = "demo-oauth-app"
+    oauth_key_id: str = "demo-oauth-key-1"
+    oauth_token_lifetime: int = 6
 
 
 class LocalStack:
@@ -115,6 +122,9 @@ class LocalStack:
         if self.sink is not None:
             env["SEGMENT_URL_US"] = self.sink.batch_url
             env["SEGMENT_URL_EU"] = self.sink.batch_url
+            # The sink is the token server too (its URL is the assertion's audience).
+            env["SEGMENT_OAUTH_URL_US"] = self.sink.url
+            env["SEGMENT_OAUTH_URL_EU"] = self.sink.url
         self._set_env(env)
         self._create_resources()
         self._set_env(
@@ -200,6 +210,43 @@ class LocalStack:
             },
         )
 
+        if self.sink is not None and cfg.oauth_tenant:
+            self._create_oauth_tenant()
+
+    def _create_oauth_tenant(self) -> None:
+        """The OAuth demo tenant: a key pair made as `tenants oauth-keygen` makes it, its public half
+        "uploaded" to the sink's token server, the app and key ids put into the tenant's oauth block."""
+        from segment_bridge.admin import generate_key_pair
+
+        from .sink import OAuthApp
+
+        cfg = self.config
+        assert self.sink is not None
+        pair = generate_key_pair()
+        self.sink.register_oauth_app(
+            OAuthApp(
+                cfg.oauth_client_id,
+                cfg.oauth_key_id,
+                pair.public_pem,
+                cfg.oauth_write_key,
+                oauth_only=True,
+                token_lifetime=cfg.oauth_token_lifetime,
+            )
+        )
+        self.put_tenant(
+            cfg.oauth_tenant,
+            {
+                "write_key": cfg.oauth_write_key,
+                "region": cfg.region,
+                "sources": {"spec": {"signing_secret": cfg.signing_secret}},
+                "oauth": {
+                    "client_id": cfg.oauth_client_id,
+                    "key_id": cfg.oauth_key_id,
+                    "private_key": pair.private_pem,
+                },
+            },
+        )
+
     def put_tenant(self, tenant: str, document: dict[str, Any]) -> None:
         put_tenant_secret(tenant, document)
 
@@ -261,6 +308,7 @@ def clear_caches() -> None:
         ("ingest_handler", "get_ingestor"),
         ("forward_handler", "get_forwarder"),
         ("destination_handler", "get_service"),
+        ("admin_handler", "get_admin"),
     ):
         module = sys.modules.get(module_name)
         if module is not None:

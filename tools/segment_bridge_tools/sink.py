@@ -7,6 +7,14 @@ received. Answers `200 {"success": true}` or `400 {"code", "message"}` like the 
 
 Inspection endpoints (local only): `GET /_sink/requests`, `GET /_sink/messages`, `POST /_sink/reset`.
 Fault injection: a `responder` may answer instead (see faults.py), stall, or drop the connection.
+
+It is also Segment's OAuth token server (`POST /token`, the sink's URL being the server and the
+assertion's audience): `register_oauth_app` gives it an app's public key; it verifies each client
+assertion (RS256 signature, `kid`, `iss`/`sub`, `aud`, `iat`/`exp` within a minute, a `jti` never
+seen before), issues short-lived opaque tokens, and `/v1/batch` then takes `Bearer <token>` with the
+writeKey in the body. A source marked OAuth-only refuses Basic auth and expired tokens with 401, as
+a Segment source with "Enable OAuth" on does. `clock_offset` skews its clock (and its `Date`
+header), `token_responder` injects token-server faults.
 """
 
 from __future__ import annotations
@@ -14,12 +22,15 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import secrets
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 from segment_bridge.limits import MAX_BATCH_MESSAGES, MAX_BATCH_REQUEST_BYTES, MAX_MESSAGE_BYTES
 
@@ -60,12 +71,46 @@ class ReceivedRequest:
     sent_at: str | None = None
     #: "stall" or "drop" when the responder injected one.
     fault: str | None = None
+    #: How the request authenticated: "basic" (writeKey), "bearer" (OAuth token, writeKey in the body) or "none".
+    auth: str = "none"
+    #: The Bearer token it carried (for responders that echo it, as a hostile error page might); never summarized.
+    bearer: str | None = field(default=None, repr=False)
 
     def summary(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("messages")
+        data.pop("bearer")
         data["write_key"] = _mask(self.write_key)
         return data
+
+
+@dataclass
+class OAuthApp:
+    """A Segment OAuth app as the emulated token server knows it, and the source connected to it."""
+
+    client_id: str
+    key_id: str
+    public_key_pem: str
+    #: The writeKey of the source connected to the app.
+    write_key: str
+    #: The source has "Enable OAuth" on: Basic auth with its writeKey is refused (401).
+    oauth_only: bool = True
+    #: Lifetime of the tokens it issues (Segment's are 1-30 days; short here so tests see renewals).
+    token_lifetime: int = 3600
+
+
+@dataclass
+class TokenRequest:
+    """One `POST /token` the sink answered (nothing secret: no assertion, no token)."""
+
+    received_at: float
+    client_id: str | None
+    status: int
+    error: str | None = None
+
+
+#: A hook that may answer a token request instead of the sink (token-server faults): gets the form.
+TokenResponder = Callable[[dict[str, str]], "Reply | None"]
 
 
 def _mask(key: str | None) -> str | None:
@@ -78,6 +123,14 @@ class SegmentSink:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, responder: Responder | None = None) -> None:
         self.requests: list[ReceivedRequest] = []
         self.responder = responder
+        #: The token server: apps by client id, issued tokens (token -> (client id, expiry)), used jtis.
+        self.oauth_apps: dict[str, OAuthApp] = {}
+        self.issued: dict[str, tuple[str, float]] = {}
+        self.used_jtis: set[str] = set()
+        self.token_requests: list[TokenRequest] = []
+        self.token_responder: TokenResponder | None = None
+        #: Seconds the sink's clock is ahead of the real one (negative: behind): clock-skew tests.
+        self.clock_offset = 0.0
         self._lock = threading.Lock()
         #: When the current thread's request line arrived, before its body was read (rate checks).
         self._arrival = threading.local()
@@ -89,6 +142,9 @@ class SegmentSink:
 
             def log_message(self, *args: Any) -> None:  # quiet
                 return
+
+            def date_time_string(self, timestamp: float | None = None) -> str:
+                return formatdate(sink.now() if timestamp is None else timestamp, usegmt=True)
 
             def do_GET(self) -> None:
                 if self.path == "/_sink/requests":
@@ -106,7 +162,10 @@ class SegmentSink:
                     sink.reset()
                     self._send(200, {"success": True})
                     return
-                reply = sink.judge(self.path, dict(self.headers.items()), raw)
+                if self.path == "/token":
+                    reply = sink.token(raw)
+                else:
+                    reply = sink.judge(self.path, dict(self.headers.items()), raw)
                 if isinstance(reply, Drop):
                     self.close_connection = True  # nothing written: the client's read fails
                     return
@@ -160,6 +219,10 @@ class SegmentSink:
         lower = {k.lower(): v for k, v in headers.items()}
         arrived = self._arrival.__dict__.pop("at", None) or time.time()
         request = ReceivedRequest(arrived, path, _write_key(lower.get("authorization")), len(raw), 0, 0)
+        scheme = (lower.get("authorization") or "").partition(" ")[0].lower()
+        request.auth = scheme if scheme in ("basic", "bearer") else "none"
+        if request.auth == "bearer":
+            request.bearer = (lower.get("authorization") or "")[7:].strip()
         status, body = self._validate(request, lower, raw)
         request.status = status
         if self.responder is not None:
@@ -186,8 +249,15 @@ class SegmentSink:
     def _validate(self, request: ReceivedRequest, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, Any]]:
         if request.path != "/v1/batch":
             return 404, {"code": "not_found", "message": f"no route {request.path}"}
-        if not request.write_key:
+        token_app: OAuthApp | None = None
+        if request.auth == "bearer":
+            token_app = self._token_app(headers.get("authorization", "")[7:].strip())
+            if token_app is None:
+                return 401, {"code": "unauthorized", "message": "the access token is invalid or expired"}
+        elif not request.write_key:
             return 401, {"code": "unauthorized", "message": "missing Basic auth with the writeKey as username"}
+        elif any(app.oauth_only and app.write_key == request.write_key for app in self.oauth_apps.values()):
+            return 401, {"code": "unauthorized", "message": "this source requires an OAuth access token"}
         if not headers.get("content-type", "").startswith("application/json"):
             return 400, {"code": "invalid_request", "message": "Content-Type must be application/json"}
         if headers.get("content-encoding") == "gzip":
@@ -209,6 +279,12 @@ class SegmentSink:
             return 400, {"code": "invalid_json", "message": 'body must be JSON {"batch": [...]}'}
         request.message_count = len(batch)
         request.sent_at = payload.get("sentAt")
+        if token_app is not None:
+            request.write_key = payload.get("writeKey") if isinstance(payload.get("writeKey"), str) else None
+            if not request.write_key:
+                return 400, {"code": "invalid_request", "message": "OAuth requests carry the writeKey in the body"}
+            if request.write_key != token_app.write_key:
+                return 401, {"code": "unauthorized", "message": "the writeKey's source is not connected to this app"}
         if len(batch) > MAX_BATCH_MESSAGES:
             # Segment answers 200 and drops the events; the sink flags it so tests can fail on it.
             request.error = f"{len(batch)} messages exceed {MAX_BATCH_MESSAGES}: Segment would drop them"
@@ -220,6 +296,107 @@ class SegmentSink:
                 return 400, {"code": "message_too_large", "message": "a message exceeds 32 KB"}
         request.messages = batch
         return 200, {"success": True}
+
+    # -- the OAuth token server -----------------------------------------------------------
+    def now(self) -> float:
+        return time.time() + self.clock_offset
+
+    def register_oauth_app(self, app: OAuthApp) -> None:
+        with self._lock:
+            self.oauth_apps[app.client_id] = app
+
+    def expire_tokens(self) -> None:
+        """Every token issued so far is expired from now on (the refresh path in tests)."""
+        with self._lock:
+            self.issued = {token: (client, 0.0) for token, (client, _) in self.issued.items()}
+
+    def _token_app(self, token: str) -> OAuthApp | None:
+        with self._lock:
+            client_id, expires = self.issued.get(token, ("", 0.0))
+            if expires <= self.now():
+                return None
+            return self.oauth_apps.get(client_id)
+
+    def token(self, raw: bytes) -> Reply:
+        form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True).items()}
+        if self.token_responder is not None:
+            override = self.token_responder(form)
+            if override is not None:
+                status = override[0] if isinstance(override, tuple) else 0
+                self._record_token(TokenRequest(time.time(), None, status, "injected"))
+                return override
+        status, body = self._issue(form)
+        self._record_token(TokenRequest(time.time(), body.pop("_client", None), status, body.get("error")))
+        return status, {"Cache-Control": "no-store"}, body
+
+    def _issue(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        import jwt
+
+        def refuse(status: int, error: str, description: str, client: str | None = None) -> tuple[int, dict[str, Any]]:
+            return status, {"error": error, "error_description": description, "_client": client}
+
+        if form.get("grant_type") != "client_credentials":
+            return refuse(400, "unsupported_grant_type", "grant_type must be client_credentials")
+        if form.get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
+            return refuse(400, "invalid_request", "client_assertion_type must be jwt-bearer")
+        if form.get("scope") != "tracking_api:write":
+            return refuse(400, "invalid_scope", "scope must be tracking_api:write")
+        assertion = form.get("client_assertion", "")
+        try:
+            header = jwt.get_unverified_header(assertion)
+            claims = jwt.decode(assertion, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            return refuse(400, "invalid_request", "client_assertion is not a JWT")
+        client = claims.get("iss")
+        app = self.oauth_apps.get(client) if isinstance(client, str) else None
+        if app is None:
+            return refuse(401, "invalid_client", "unknown OAuth app")
+        if header.get("alg") != "RS256" or header.get("kid") != app.key_id:
+            return refuse(401, "invalid_client", "unknown key id or algorithm", client)
+        try:
+            claims = jwt.decode(
+                assertion,
+                app.public_key_pem,
+                algorithms=["RS256"],
+                audience=self.url,
+                options={
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "require": ["iss", "sub", "aud", "iat", "exp", "jti"],
+                },
+            )
+        except jwt.InvalidAudienceError:
+            return refuse(401, "invalid_client", f"aud must be {self.url}", client)
+        except jwt.PyJWTError:
+            return refuse(401, "invalid_client", "the assertion's signature does not verify", client)
+        now = self.now()
+        if claims["sub"] != client:
+            return refuse(401, "invalid_client", "sub must be the app id", client)
+        if not isinstance(claims["exp"], int) or not isinstance(claims["iat"], int):
+            return refuse(400, "invalid_request", "iat and exp must be integers", client)
+        if claims["exp"] <= now:
+            return refuse(400, "invalid_request", "Token is expired", client)
+        if claims["iat"] > now + 1:
+            return refuse(400, "invalid_request", "Token used before issued", client)
+        if claims["exp"] - claims["iat"] > 60 or claims["exp"] - now > 60:
+            return refuse(400, "invalid_request", "the assertion must expire within 60 s", client)
+        with self._lock:
+            if claims["jti"] in self.used_jtis:
+                return refuse(400, "invalid_request", "jti already used", client)
+            self.used_jtis.add(claims["jti"])
+            token = secrets.token_urlsafe(24)
+            self.issued[token] = (client, now + app.token_lifetime)
+        return 200, {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": app.token_lifetime,
+            "scope": "tracking_api:write",
+            "_client": client,
+        }
+
+    def _record_token(self, request: TokenRequest) -> None:
+        with self._lock:
+            self.token_requests.append(request)
 
     def _record(self, request: ReceivedRequest) -> None:
         with self._lock:
@@ -246,6 +423,7 @@ class SegmentSink:
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.token_requests.clear()
 
 
 def _write_key(authorization: str | None) -> str | None:

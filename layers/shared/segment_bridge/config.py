@@ -30,6 +30,14 @@ class Settings(BaseModel):
     segment_url_us: str = Field("", alias="SEGMENT_URL_US")
     segment_url_eu: str = Field("", alias="SEGMENT_URL_EU")
     segment_timeout_seconds: float = Field(10.0, alias="SEGMENT_TIMEOUT_SECONDS", gt=0)
+    #: Overrides of the regional OAuth token servers (the local sink emulates one; tests). Empty means
+    #: Segment's own (`limits.SEGMENT_OAUTH_SERVERS`); tokens come from `{server}/token`.
+    segment_oauth_url_us: str = Field("", alias="SEGMENT_OAUTH_URL_US")
+    segment_oauth_url_eu: str = Field("", alias="SEGMENT_OAUTH_URL_EU")
+    #: The public (webhook) API's root URL, `https://{api}.execute-api.{region}.amazonaws.com/prod`: the
+    #: admin API builds from it each tool's webhook URL and the destination URL a tenant pastes.
+    #: Set by the template on the admin function only.
+    public_api_url: str = Field("", alias="PUBLIC_API_URL")
     #: Must equal the queue's RedrivePolicy.maxReceiveCount: on that attempt the forwarder itself
     #: dead-letters a failing record with its reason instead of letting SQS move it silently.
     max_receive_count: int = Field(5, alias="MAX_RECEIVE_COUNT", ge=1)

@@ -33,8 +33,26 @@ class Unauthorized(BridgeError):
         super().__init__(message)
 
 
+class Forbidden(BridgeError):
+    """The admin API was called without an AWS IAM identity (API Gateway's AWS_IAM authorizer sets one)."""
+
+    status_code = 403
+
+
 class UnknownSource(BridgeError):
     status_code = 404
+
+
+class NotFound(BridgeError):
+    """The admin API: no such tenant (the API is IAM-authorized, so saying so reveals nothing)."""
+
+    status_code = 404
+
+
+class Conflict(BridgeError):
+    """The admin API: the request contradicts the tenant's state (e.g. replacing an active OAuth key)."""
+
+    status_code = 409
 
 
 class PayloadTooLarge(BridgeError):

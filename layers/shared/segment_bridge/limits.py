@@ -27,6 +27,25 @@ SEGMENT_BATCH_URLS = {
     "eu": "https://events.eu1.segmentapis.com/v1/batch",
 }
 
+# --- Segment OAuth 2.0 (segment-facts.md 1.3.1) -------------------------------------------
+#: Regional token servers. Each is also the `aud` of the client assertion, and tokens are requested
+#: from `{server}/token`: what analytics-python's and analytics-node's token managers do.
+SEGMENT_OAUTH_SERVERS = {
+    "us": "https://oauth2.segment.io",
+    "eu": "https://oauth2.eu1.segmentapis.com",
+}
+#: Segment: the assertion's `exp` must be under a minute away. We sign for 55 s ahead of the
+#: (skew-corrected) clock, dated 4 s back, so `exp - iat` is 59 s: under 60 s by either reading.
+OAUTH_ASSERTION_LIFETIME_SECONDS = 55
+OAUTH_ASSERTION_BACKDATE_SECONDS = 4
+#: Smallest RSA key accepted for an OAuth app (NIST SP 800-57: 2048 bits through 2030).
+OAUTH_MIN_RSA_BITS = 2048
+#: Longest token we take from a token server (a header of ours carries it).
+OAUTH_MAX_TOKEN_CHARS = 8192
+#: Segment lets the customer pick a token lifetime of 1 to 30 days; anything claimed past that is
+#: read as this (a token is renewed at half its lifetime anyway).
+OAUTH_MAX_TOKEN_LIFETIME_SECONDS = 30 * 24 * 3600
+
 # --- Amazon SQS ----------------------------------------------------------------------------
 #: Entries per SendMessageBatch call.
 SQS_MAX_BATCH_ENTRIES = 10
@@ -39,6 +58,10 @@ SQS_MESSAGE_TARGET_BYTES = 256 * 1024
 # --- Segment as the caller (destination side, segment-facts.md section 5) ---------------------
 #: Segment gives a destination this long to answer before it times out and retries.
 SEGMENT_DESTINATION_TIMEOUT_SECONDS = 5
+
+# --- AWS Secrets Manager -------------------------------------------------------------------
+#: Largest SecretString: a tenant document (with its OAuth private key) must fit in one secret.
+SECRETS_MANAGER_MAX_SECRET_BYTES = 65536
 
 # --- Amazon DynamoDB -----------------------------------------------------------------------
 #: Keys one BatchGetItem call may ask for.

@@ -118,6 +118,49 @@ class DestinationSettings(BaseModel):
         return value
 
 
+#: Segment's Tracking API scope: the only one a source's OAuth app needs (segment-facts.md 1.3.1).
+OAUTH_DEFAULT_SCOPE = "tracking_api:write"
+#: What an OAuth app id and a key id may hold. Segment documents neither format; both go into a JWT
+#: (claims and header), so: printable ASCII without spaces or quotes, bounded.
+OAUTH_ID_PATTERN = r"^[A-Za-z0-9._:~+/=-]{1,128}$"
+#: A PEM private key, PKCS#8 (`BEGIN PRIVATE KEY`, what `oauth-keygen` writes) or PKCS#1 (`BEGIN RSA
+#: PRIVATE KEY`, what `openssl genrsa` wrote for years). Checked textually here, so ingest, which also
+#: reads tenant secrets, never imports the crypto library; the key itself (RSA, >= 2048 bits) is
+#: checked by the admin API and CLI before it is stored, and by the forwarder when it signs.
+PRIVATE_KEY_PEM_PATTERN = r"^\s*-----BEGIN (RSA )?PRIVATE KEY-----[A-Za-z0-9+/=\s]+-----END (RSA )?PRIVATE KEY-----\s*$"
+
+
+class OAuthSettings(BaseModel):
+    """The tenant's Segment OAuth app: with it the forwarder sends `Bearer <token>`, not Basic auth.
+
+    `private_key` is kept here (made by `tenants oauth-keygen` or `POST /v1/tenants/{tenant}/oauth-key`);
+    the customer uploads the public half to their OAuth app in Segment and pastes back the app id
+    (`client_id`) and the id Segment gave the key (`key_id`). Until both are set the block is
+    *pending* and the tenant is still sent with Basic auth, so a key can be made before the customer
+    has finished in their workspace without stopping delivery. See docs/oauth.md.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: str | None = Field(default=None, pattern=OAUTH_ID_PATTERN)
+    key_id: str | None = Field(default=None, pattern=OAUTH_ID_PATTERN)
+    private_key: SecretStr
+    scope: str = Field(default=OAUTH_DEFAULT_SCOPE, pattern=r"^[A-Za-z0-9_:.-]+( [A-Za-z0-9_:.-]+)*$", max_length=256)
+
+    @field_validator("private_key")
+    @classmethod
+    def _is_a_pem_private_key(cls, value: SecretStr) -> SecretStr:
+        if not re.fullmatch(PRIVATE_KEY_PEM_PATTERN, value.get_secret_value()):
+            # The message never quotes the value (pydantic adds no input: see parse_tenant_secret).
+            raise ValueError("must be a PEM private key (-----BEGIN PRIVATE KEY----- ...)")
+        return value
+
+    @property
+    def ready(self) -> bool:
+        """Both ids are set: the tenant is sent with OAuth."""
+        return bool(self.client_id and self.key_id)
+
+
 class TenantConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -129,6 +172,13 @@ class TenantConfig(BaseModel):
     destination: DestinationSettings | None = None
     #: Per-source settings, validated by each source's own settings model when that source is used.
     sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: Segment OAuth 2.0 for this tenant's source (optional; without it, Basic auth with the writeKey).
+    oauth: OAuthSettings | None = None
+
+    @property
+    def uses_oauth(self) -> bool:
+        """Sent with an OAuth access token (the block is complete), rather than Basic auth."""
+        return self.oauth is not None and self.oauth.ready
 
     def to_secret_json(self) -> str:
         data = self.model_dump(mode="python")
@@ -141,6 +191,8 @@ class TenantConfig(BaseModel):
         data = self.model_dump(mode="json")
         data["write_key"] = ("*" * max(len(key) - 4, 4)) + key[-4:] if len(key) > 8 else "****"
         data["sources"] = {name: _mask_secrets(values) for name, values in self.sources.items()}
+        if self.oauth is not None:
+            data["oauth"]["private_key"] = "****"
         return data
 
 

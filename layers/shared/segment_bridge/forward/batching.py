@@ -30,12 +30,20 @@ class Batch(Generic[Owner]):
     size: int = ENVELOPE_BYTES
     #: UTF-8 size of each item, so halves can be sized without re-encoding.
     sizes: list[int] = field(default_factory=list)
+    #: Bytes of the envelope's further members (`,"writeKey":"..."` for an OAuth tenant, whose writeKey
+    #: travels in the body), already counted in `size`: the body is exactly `size` bytes.
+    extra: int = 0
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def body(self, sent_at: str) -> bytes:
-        return _PREFIX + ",".join(self.items).encode("utf-8") + _SUFFIX_TEMPLATE.format(sent_at).encode("ascii")
+    def body(self, sent_at: str, members: bytes = b"") -> bytes:
+        """The request body; `members` (JSON `,"name":value` pairs) go after `sentAt`."""
+        if len(members) != self.extra:
+            # Packed for another envelope: sending would break the size arithmetic under 500 KB.
+            raise ValueError(f"batch packed for {self.extra} envelope bytes, got {len(members)}")
+        items = ",".join(self.items).encode("utf-8")
+        return b"".join((_PREFIX, items, b'],"sentAt":"', sent_at.encode("ascii"), b'"', members, b"}"))
 
     def split(self) -> tuple[Batch[Owner], Batch[Owner]]:
         """Two halves in order: bisection isolates the messages Segment rejects with a 400."""
@@ -47,8 +55,9 @@ class Batch(Generic[Owner]):
         return Batch(
             items=self.items[start:stop],
             owners=self.owners[start:stop],
-            size=ENVELOPE_BYTES + sum(sizes) + max(0, len(sizes) - 1),
+            size=ENVELOPE_BYTES + self.extra + sum(sizes) + max(0, len(sizes) - 1),
             sizes=sizes,
+            extra=self.extra,
         )
 
 
@@ -57,15 +66,23 @@ def pack_batches(
     *,
     max_bytes: int = BATCH_TARGET_BYTES,
     max_messages: int = MAX_BATCH_MESSAGES,
+    envelope_extra: int = 0,
 ) -> list[Batch[Owner]]:
-    """`items` are `(owner, json, utf8_size)`; returns batches in input order."""
+    """`items` are `(owner, json, utf8_size)`; returns batches in input order.
+
+    `envelope_extra`: bytes the envelope carries besides `batch` and `sentAt` (`Target.body_members`).
+    """
     batches: list[Batch[Owner]] = []
-    current: Batch[Owner] = Batch()
+
+    def new_batch() -> Batch[Owner]:
+        return Batch(size=ENVELOPE_BYTES + envelope_extra, extra=envelope_extra)
+
+    current: Batch[Owner] = new_batch()
     for owner, encoded, size in items:
         extra = size + (1 if current.items else 0)
         if current.items and (current.size + extra > max_bytes or len(current.items) >= max_messages):
             batches.append(current)
-            current = Batch()
+            current = new_batch()
             extra = size
         current.items.append(encoded)
         current.owners.append(owner)

@@ -181,8 +181,9 @@ class Forwarder:
                 entries.append(
                     (len(entries), encoded, len(encoded) if encoded.isascii() else len(encoded.encode("utf-8")))
                 )
-        target = Target(tenant.region, tenant.write_key.get_secret_value())
-        by_index, stats = self._deliver_in_lanes(target, pack_batches(entries), rng, deadline)
+        target = Target.for_tenant(tenant_id, tenant)  # Basic auth, or OAuth with the writeKey in the body
+        batches = pack_batches(entries, envelope_extra=len(target.body_members))
+        by_index, stats = self._deliver_in_lanes(target, batches, rng, deadline)
         per_record: dict[str, list[MessageOutcome]] = {}
         index = 0
         for parsed in items:
