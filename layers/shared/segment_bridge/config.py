@@ -11,6 +11,8 @@ from functools import lru_cache
 
 from pydantic import BaseModel, Field, field_validator
 
+from .limits import SQS_MAX_RECEIVE_COUNT, SQS_MAX_VISIBILITY_SECONDS
+
 
 class Settings(BaseModel):
     queue_url: str = Field("", alias="QUEUE_URL")
@@ -28,8 +30,19 @@ class Settings(BaseModel):
     segment_url_eu: str = Field("", alias="SEGMENT_URL_EU")
     segment_timeout_seconds: float = Field(10.0, alias="SEGMENT_TIMEOUT_SECONDS", gt=0)
     #: Must equal the queue's RedrivePolicy.maxReceiveCount: on that attempt the forwarder itself
-    #: dead-letters a failing record with its reason instead of letting SQS move it silently.
-    max_receive_count: int = Field(5, alias="MAX_RECEIVE_COUNT", ge=1)
+    #: dead-letters a failing record with its reason instead of letting SQS move it silently. A
+    #: backstop only (SQS's largest value): the backoff schedule never needs it within the age limit
+    #: (forward/policy.py, docs/delivery.md "The backstop").
+    max_receive_count: int = Field(SQS_MAX_RECEIVE_COUNT, alias="MAX_RECEIVE_COUNT", ge=1, le=SQS_MAX_RECEIVE_COUNT)
+    #: A record that still fails after this many hours in the queue is dead-lettered with its last
+    #: reason. 168 h rides out a week-long Segment outage; at most 335 h, so a record is received and
+    #: given up (the backoff cap plus a slot after the limit) before the queue's 14-day retention.
+    max_delivery_age_hours: float = Field(168.0, alias="MAX_DELIVERY_AGE_HOURS", gt=0, le=335)
+    #: Backoff across receives (forward/policy.py): the first wait and its cap, in seconds. The
+    #: defaults are that module's REDELIVERY_BASE_SECONDS / REDELIVERY_CAP_SECONDS (a unit test keeps
+    #: them equal); the local stack and tests shorten them.
+    redelivery_base_seconds: float = Field(30.0, alias="REDELIVERY_BASE_SECONDS", ge=1, le=900)
+    redelivery_cap_seconds: float = Field(900.0, alias="REDELIVERY_CAP_SECONDS", ge=1, le=SQS_MAX_VISIBILITY_SECONDS)
     #: Segment's partner cap on requests per second, for the whole deployment.
     partner_requests_per_second: float = Field(50.0, alias="PARTNER_REQUESTS_PER_SECOND", gt=0, le=50)
     #: The forwarder's event source MaximumConcurrency: at most this many instances run at once.
