@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from segment_bridge.config import Settings
+from segment_bridge.forward.breaker import PROBE_INTERVAL_SECONDS
 from segment_bridge.forward.client import SendOutcome
 from segment_bridge.forward.policy import (
     BACKSTOP_SLACK,
@@ -55,6 +56,7 @@ def test_settings_defaults_are_the_policys_constants() -> None:
     assert defaults.redelivery_cap_seconds == REDELIVERY_CAP_SECONDS
     assert defaults.max_receive_count == SQS_MAX_RECEIVE_COUNT
     assert defaults.max_delivery_age_hours == 168
+    assert defaults.breaker_probe_seconds == PROBE_INTERVAL_SECONDS
 
 
 def test_the_default_schedule_doubles_from_30_s_to_a_15_min_cap() -> None:

@@ -42,6 +42,9 @@ class Settings(BaseModel):
     #: defaults are that module's REDELIVERY_BASE_SECONDS / REDELIVERY_CAP_SECONDS (a unit test keeps
     #: them equal); the local stack and tests shorten them.
     redelivery_base_seconds: float = Field(30.0, alias="REDELIVERY_BASE_SECONDS", ge=1, le=900)
+    #: While a region's circuit breaker is open, one probe per this many seconds per instance
+    #: (forward/breaker.py's PROBE_INTERVAL_SECONDS; the local stack shortens it).
+    breaker_probe_seconds: float = Field(60.0, alias="BREAKER_PROBE_SECONDS", ge=0.1, le=3600)
     redelivery_cap_seconds: float = Field(900.0, alias="REDELIVERY_CAP_SECONDS", ge=1, le=SQS_MAX_VISIBILITY_SECONDS)
     #: Segment's partner cap on requests per second, for the whole deployment.
     partner_requests_per_second: float = Field(50.0, alias="PARTNER_REQUESTS_PER_SECOND", gt=0, le=50)

@@ -115,7 +115,7 @@ class CircuitBreaker:
                     self._opened_at = now = self.clock()
                     self._next_probe_at = now + self.probe_interval
                     logger.warning(
-                        "Segment region unreachable: circuit open, probing once a minute",
+                        "Segment region unreachable: circuit open, probing with one message per interval",
                         extra={"region": self.region, "failures": self._failures},
                     )
                 return
@@ -139,8 +139,9 @@ class CircuitBreaker:
 class Breakers:
     """One `CircuitBreaker` per region, made on first use."""
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time, probe_interval: float = PROBE_INTERVAL_SECONDS) -> None:
         self.clock = clock
+        self.probe_interval = probe_interval
         self._by_region: dict[str, CircuitBreaker] = {}
         self._lock = threading.Lock()
 
@@ -148,7 +149,8 @@ class Breakers:
         with self._lock:
             breaker = self._by_region.get(region)
             if breaker is None:
-                breaker = self._by_region[region] = CircuitBreaker(region, self.clock)
+                breaker = CircuitBreaker(region, self.clock, probe_interval=self.probe_interval)
+                self._by_region[region] = breaker
             return breaker
 
     def states(self) -> list[BreakerState]:

@@ -150,7 +150,7 @@ class Forwarder:
         self.concurrency = concurrency
         self.schedule = RedeliverySchedule.for_settings(settings)
         #: One circuit breaker per region, kept across the invocations of this execution environment.
-        self.breakers = Breakers(now)
+        self.breakers = Breakers(now, settings.breaker_probe_seconds)
 
     def forward(self, records: list[QueuedRecord], deadline: Deadline | None = None) -> ForwardReport:
         """Deliver `records`; stop sending at `deadline` (the handler derives it from the Lambda context)."""
