@@ -14,7 +14,6 @@ from segment_bridge.forward.breaker import PROBE_INTERVAL_SECONDS
 from segment_bridge.forward.client import SendOutcome
 from segment_bridge.forward.policy import (
     BACKSTOP_SLACK,
-    ISOLATION_RECEIVES,
     REDELIVERY_BASE_SECONDS,
     REDELIVERY_CAP_SECONDS,
     Action,
@@ -138,10 +137,10 @@ def test_a_record_is_given_up_by_cause_and_age_not_by_count() -> None:
     assert decide([failed(Cause.TENANT)], receive_count=500) is Action.RETRY  # an operator may fix the key
     assert decide([REJECTED, failed(Cause.TRANSIENT)]) is Action.RETRY  # the rejected one waits for the record
     assert decide([failed(Cause.TRANSIENT)], expired=True) is Action.DEAD_LETTER
-    # A 400 whose isolation ran out of split requests: a few receives more, then the DLQ.
-    assert decide([failed(Cause.MESSAGE)], receive_count=ISOLATION_RECEIVES - 1) is Action.RETRY
-    assert decide([failed(Cause.MESSAGE)], receive_count=ISOLATION_RECEIVES) is Action.DEAD_LETTER
-    assert decide([failed(Cause.MESSAGE), failed(Cause.TRANSIENT)], receive_count=ISOLATION_RECEIVES) is Action.RETRY
+    # A 400 whose isolation ran out of split requests: its messages may be fine, so not by count either
+    # (after a week-long outage every record has hundreds of receives).
+    assert decide([failed(Cause.MESSAGE)], receive_count=700) is Action.RETRY
+    assert decide([failed(Cause.MESSAGE)], expired=True) is Action.DEAD_LETTER
 
 
 def test_a_given_up_message_says_why() -> None:

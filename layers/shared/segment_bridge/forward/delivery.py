@@ -4,8 +4,9 @@
   deadline, as `retry.RetryPolicy` decides (`TenantDelivery._send` runs the attempts).
 - A 400 (or 413) means the batch can never succeed as is: it is split in halves until the
   offending messages are alone; everything else is delivered and only they are `REJECTED`.
-  Splitting costs requests, so a tenant gets `ISOLATION_REQUEST_BUDGET` of them per invocation;
-  beyond that the rest is `FAILED` and SQS brings it back (a 400 storm cannot eat the budget).
+  Splitting costs requests, so a tenant gets `ISOLATION_REQUEST_BUDGET` of them per invocation,
+  shared by its lanes (`IsolationBudget`); beyond that the rest is `FAILED` and SQS brings it back
+  (a 400 storm cannot eat the instance's request budget).
 - Any other final failure (retries or time exhausted, 401/403/404) stops the tenant for this
   invocation: its later batches are `FAILED` without being sent, so a broken or slow tenant
   gives its time and request budget back to the others.
@@ -19,6 +20,7 @@ Every failure carries its `policy.Cause`, which `policy.settle` decides on.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -34,6 +36,23 @@ from .retry import OUT_OF_TIME, Deadline, RetryPolicy, out_of_time
 #: Sub-batch requests one tenant may spend isolating rejected messages per invocation. One bad
 #: message in a 2,500-message batch costs about 2 x log2(2,500) = 24 requests.
 ISOLATION_REQUEST_BUDGET = 64
+
+
+class IsolationBudget:
+    """The split requests one tenant may still spend in this invocation, shared by its lanes: two
+    bad messages in one lane's full batches (~2 x 18 requests) must not run out of half of it."""
+
+    def __init__(self, requests: int = ISOLATION_REQUEST_BUDGET) -> None:
+        self.total = requests
+        self._left = requests
+        self._lock = threading.Lock()
+
+    def take(self, requests: int) -> bool:
+        with self._lock:
+            if self._left < requests:
+                return False
+            self._left -= requests
+            return True
 
 
 @dataclass
@@ -89,7 +108,7 @@ class TenantDelivery:
         sent_at: Callable[[], str],
         rng: random.Random,
         sleep: Callable[[float], None] = time.sleep,
-        isolation_budget: int = ISOLATION_REQUEST_BUDGET,
+        isolation_budget: int | IsolationBudget = ISOLATION_REQUEST_BUDGET,
         breaker: CircuitBreaker | None = None,
         last_chance: bool = False,
     ) -> None:
@@ -101,7 +120,9 @@ class TenantDelivery:
         self.sent_at = sent_at
         self.rng = rng
         self.sleep = sleep
-        self.isolation_budget = isolation_budget
+        self.isolation_budget = (
+            isolation_budget if isinstance(isolation_budget, IsolationBudget) else IsolationBudget(isolation_budget)
+        )
         self.breaker = breaker
         #: Some of these messages are past their age limit: send each batch once even if the breaker
         #: is open, so they are given up on Segment's answer, not on the breaker's word.
@@ -112,7 +133,6 @@ class TenantDelivery:
         """Outcome per owner (message index) of every item in `batches`."""
         outcomes: dict[int, MessageOutcome] = {}
         work = deque((batch, False) for batch in batches)  # (batch, made by splitting)
-        budget = self.isolation_budget
         halted: MessageOutcome | None = None
         while work:
             batch, is_half = work.popleft()
@@ -137,12 +157,12 @@ class TenantDelivery:
                 outcomes.update(dict.fromkeys(batch.owners, DELIVERED))
             elif cause is Cause.MESSAGE and len(batch) == 1:
                 outcomes[batch.owners[0]] = MessageOutcome(Verdict.REJECTED, describe(outcome), outcome.status)
-            elif cause is Cause.MESSAGE and budget >= 2:
-                budget -= 2
+            elif cause is Cause.MESSAGE and self.isolation_budget.take(2):
                 first, second = batch.split()
                 work.extendleft(((second, True), (first, True)))  # depth first, order kept
             elif cause is Cause.MESSAGE:
-                reason = f"{describe(outcome)} (not isolated: {self.isolation_budget} split requests spent)"
+                spent = self.isolation_budget.total
+                reason = f"{describe(outcome)} (not isolated: {spent} split requests spent)"
                 outcomes.update(
                     dict.fromkeys(batch.owners, MessageOutcome(Verdict.FAILED, reason, outcome.status, cause))
                 )

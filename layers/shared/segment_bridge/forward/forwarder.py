@@ -38,7 +38,7 @@ from .batching import Batch, pack_batches
 from .breaker import Breakers, BreakerState
 from .client import Target
 from .dead_letters import DeadLetter, dead_letter_groups
-from .delivery import ISOLATION_REQUEST_BUDGET, DeliveryStats, TenantDelivery
+from .delivery import DeliveryStats, IsolationBudget, TenantDelivery
 from .policy import Action, Cause, MessageOutcome, RedeliverySchedule, Verdict, settle
 from .ports import Concurrency, DeadLetterQueue, Pacer, Redelivery, SegmentSender
 from .ratelimit import RateLimiter, paced_rate
@@ -250,10 +250,11 @@ class Forwarder:
     ) -> tuple[dict[int, MessageOutcome], DeliveryStats]:
         """Deal `batches` to up to TENANT_IN_FLIGHT lanes (in order within each) and deliver them at once.
 
-        The lanes share the instance's rate limiter, the region's breaker and the deadline, and
-        split the tenant's 400 isolation budget, so a tenant costs no more requests than with one lane.
+        The lanes share the instance's rate limiter, the region's breaker, the deadline and the
+        tenant's 400 isolation budget, so a tenant costs no more requests than with one lane.
         """
         lanes = max(1, min(TENANT_IN_FLIGHT, len(batches)))
+        budget = IsolationBudget()
         deliveries = [
             TenantDelivery(
                 self.client,
@@ -264,7 +265,7 @@ class Forwarder:
                 sent_at=self.clock,
                 rng=random.Random(rng.getrandbits(64)),
                 sleep=self.sleep,
-                isolation_budget=ISOLATION_REQUEST_BUDGET // lanes,
+                isolation_budget=budget,
                 breaker=self.breakers[target.region],
                 last_chance=last_chance,
             )

@@ -13,11 +13,10 @@ Three questions, each answered in one place here:
    across receives, from the record's receive count, with jitter, applied with
    ChangeMessageVisibility before the handler reports the record in `batchItemFailures`.
 3. **When is it given up?** `settle`: by cause, never by count. A message goes to the DLQ only when
-   it can never be delivered (a 400 isolated to it; a 400 still unresolved after
-   `ISOLATION_RECEIVES` receives) or when its record is older than `MaxDeliveryAgeHours`, and then
-   only after a real attempt in that receive (`Forwarder` sends an expired record even through an
-   open breaker). The queue's `maxReceiveCount` stays as a backstop the schedule never reaches
-   (`receives_to_expire`, docs/delivery.md "The backstop").
+   it can never be delivered (a 400 isolated to it) or when its record is older than
+   `MaxDeliveryAgeHours`, and then only after a real attempt in that receive (`Forwarder` sends an
+   expired record even through an open breaker). The queue's `maxReceiveCount` stays as a
+   backstop the schedule never reaches (`receives_to_expire`, docs/delivery.md "The backstop").
 
 Pure decisions only: no clock, no AWS. `forwarder.Forwarder` applies them.
 """
@@ -110,10 +109,6 @@ REDELIVERY_JITTER = 0.2
 #: a Lambda timeout, or a visibility change that failed, brings a record back after the queue's
 #: own 390 s. A hundred of them per record still cannot make the backstop fire first.
 BACKSTOP_SLACK = 100
-#: Receives after which messages whose 400 is still not isolated (the per-invocation split budget
-#: ran out) are dead-lettered: a 400 is a verdict on the content, retrying it for days would only
-#: spend Segment requests (5 receives x 64 split requests, the budget of the earlier policy).
-ISOLATION_RECEIVES = 5
 
 
 @dataclass(frozen=True)
@@ -223,17 +218,15 @@ def settle(
         if all(o.verdict is Verdict.DELIVERED for o in outcomes):
             return Settlement(Action.DONE, outcomes)
         return Settlement(Action.DEAD_LETTER, outcomes)  # only rejected ones: never retried
-    last_receive = receive_count >= max_receive_count
-    isolation_over = receive_count >= ISOLATION_RECEIVES
-    if not expired and not last_receive and any(o.cause is not Cause.MESSAGE or not isolation_over for o in failed):
+    # A 400 whose isolation ran out of split requests is retried too: its messages may be fine, and
+    # the next receive packs the record with others, so it usually resolves (docs/delivery.md).
+    if not expired and receive_count < max_receive_count:
         # Rejected messages of this record are found again on redelivery; dead-lettering them now
         # would put them on the DLQ once per receive.
         return Settlement(Action.RETRY, outcomes, failed[0].reason)
     if expired:
         suffix = f"; given up after {age_hours or 0:.1f} h in the queue (MaxDeliveryAgeHours)"
-    elif last_receive:
-        suffix = f"; given up on receive {receive_count} (the queue's maxReceiveCount backstop)"
     else:
-        suffix = f"; given up after {receive_count} receives"
+        suffix = f"; given up on receive {receive_count} (the queue's maxReceiveCount backstop)"
     given_up = [replace(o, reason=o.reason + suffix) if o.verdict is Verdict.FAILED else o for o in outcomes]
     return Settlement(Action.DEAD_LETTER, given_up)
