@@ -560,7 +560,7 @@ def _simulate(messages: int, arrival_hours: float, outages: Sequence[Outage], se
         instance.free_at = start + duration
         run.invocations.append((start, duration))
         if log is not None and len(run.invocations) % (report_every * 50) == 0:
-            log(f"outage: simulated {(start - EPOCH) / 3600:.1f} h, {queue.waiting} records waiting")
+            log(f"outage: simulated {(start - EPOCH) / 3600:.1f} h, {queue.waiting} records not settled yet")
     run.wall_seconds = time.monotonic() - started
     return run
 

@@ -61,7 +61,8 @@ class StackConfig:
     batch_size: int = 1000
     batching_window_seconds: float = 0.5
     visibility_timeout_seconds: int = 2
-    max_receive_count: int = 5
+    #: The redrive backstop (the template fixes it at 1,000: the backoff never reaches it).
+    max_receive_count: int = 1000
     segment_timeout_seconds: float = 10.0
     #: The forwarder's Lambda timeout (the template's is 60 s); keep it under the visibility timeout.
     forwarder_timeout_seconds: float = 60.0
