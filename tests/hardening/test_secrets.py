@@ -276,6 +276,10 @@ def test_no_secret_appears_anywhere(
     world["responder"].script = [(401, {})] * 4
     forward([queued_record("other", "r-401-first", receive_count=1)], recorder)
     forward([queued_record("unknown-tenant", "r-unknown", receive_count=2)], recorder)
+    # An outage: ten 503s open the us breaker (its logs, metrics and held-back reasons are scanned too).
+    world["responder"].script = [(503, {"Retry-After": "0"})] * 10
+    for record_id in ("r-outage-1", "r-outage-2", "r-held-back"):
+        forward([queued_record("acme", record_id)], recorder)
     forward(
         [
             {
@@ -315,11 +319,15 @@ def test_no_secret_appears_anywhere(
         ["tenants", "list"],
         ["tenants", "put", "other", "--source", f'spec={{"signing_secret": 5, "x": "{write_key("other")}"}}'],
         ["tenants", "put", "bad..id", "--write-key", write_key("acme")],
+        ["status"],
+        ["status", "--json"],
     ):
         result = runner.invoke(cli, args, catch_exceptions=True)
         recorder.add(f"cli {args[:2]}", result.output + (repr(result.exception) if result.exception else ""))
 
     out, err = capfd.readouterr()
+    # The outage above did open the breaker: its paths were exercised.
+    assert "circuit open" in out + json.dumps([r.getMessage() for r in caplog.records])
     recorder.add("stdout (logs, EMF metrics)", out)
     recorder.add("stderr", err)
     recorder.add("log records", [r.getMessage() + " " + json.dumps(r.__dict__, default=repr) for r in caplog.records])

@@ -100,8 +100,10 @@ def test_only_the_failed_tenants_records_are_reported(sink: SegmentSink) -> None
 
 
 def test_a_batch_with_nothing_delivered_fails_the_invocation(sink: SegmentSink) -> None:
-    """Every record failed: the invocation raises, so SQS retries the batch and the event source
-    mapping backs off (what Powertools' BatchProcessor does), with the reasons and no secret."""
+    """Every record failed and none could be given its backoff (these receipt handles are not SQS's):
+    the invocation raises, so SQS retries the batch and the event source mapping backs off (what
+    Powertools' BatchProcessor does), with the reasons and no secret. With real receipt handles the
+    records are postponed instead (test_forward_backoff.py)."""
     import forward_handler
 
     put_tenant("broken", {"write_key": "k-secret-broken", "region": "nowhere"})

@@ -146,7 +146,8 @@ def test_a_token_refused_again_after_a_refresh_is_refused_for_the_tenant(
     assert invoke(record("r1", TENANT)) == {"r1"}
     assert [s for s, _ in batch_statuses(sink)] == [403, 403]  # once, then once more with a new token
     assert token_statuses(sink) == [200, 200]
-    # On its last receive the record is dead-lettered with the reason, like any refusal of a tenant.
+    # A refused tenant is retried until the age limit; on the backstop's last receive (MAX_RECEIVE_COUNT,
+    # 3 here) the record is dead-lettered with the reason, never left to SQS's silent redrive.
     assert invoke(record("r1", TENANT, receive_count=3)) == set()
     [dead] = receive_all(aws["dlq_url"])
     reason = dead["MessageAttributes"]["reason"]["StringValue"]

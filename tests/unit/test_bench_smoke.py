@@ -122,7 +122,8 @@ def test_python_m_bench_runs_every_section_end_to_end_at_tiny_size() -> None:
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     out = completed.stdout
-    assert SECTIONS == ("forward", "ingest", "coldstart", "chaos", "conformance")  # a new one needs its heading here
+    # A new section needs its heading here.
+    assert SECTIONS == ("forward", "ingest", "coldstart", "chaos", "conformance", "outage")
     for heading in (
         "1. Forwarding 300 Spec messages",
         "2. Ingest cost",
@@ -130,6 +131,7 @@ def test_python_m_bench_runs_every_section_end_to_end_at_tiny_size() -> None:
         "4. Scale arithmetic",
         "5. Delivery under faults: 2,000 messages",
         "6. Spec conformance cost",
+        "7. Riding out an outage: Segment down 6 h, 3,000 messages",
     ):
         assert heading in out, out
     assert "FAILED" not in out and "Traceback" not in completed.stderr, completed.stderr[-3000:]

@@ -7,7 +7,8 @@ The handlers are the deployed code, imported in-process; only their surroundings
   with BinaryMediaTypes '*/*') and the handler's answer back into HTTP.
 - Event source mapping: `QueuePoller` receives up to `batch_size` messages within the batching
   window, invokes the forward handler with a real SQS event, deletes what succeeded and leaves
-  the reported failures to reappear after the visibility timeout (moto applies the redrive policy).
+  the reported failures to reappear after the visibility timeout the forwarder gave them (its
+  ChangeMessageVisibilityBatch goes to moto, which applies it and the redrive policy).
 """
 
 from __future__ import annotations
@@ -60,12 +61,18 @@ class StackConfig:
     batch_size: int = 1000
     batching_window_seconds: float = 0.5
     visibility_timeout_seconds: int = 2
-    max_receive_count: int = 5
+    #: The redrive backstop (the template fixes it at 1,000: the backoff never reaches it).
+    max_receive_count: int = 1000
     segment_timeout_seconds: float = 10.0
     #: The forwarder's Lambda timeout (the template's is 60 s); keep it under the visibility timeout.
     forwarder_timeout_seconds: float = 60.0
     partner_requests_per_second: float = 50.0
     forwarder_concurrency: int = 1
+    #: The forwarder's backoff across receives (deployed: 30 s doubling to 15 min), short locally.
+    redelivery_base_seconds: float = 1.0
+    redelivery_cap_seconds: float = 8.0
+    #: Probe interval of an open circuit breaker (deployed: 60 s).
+    breaker_probe_seconds: float = 5.0
     sink_responder: Responder | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     #: A second demo tenant sent with OAuth 2.0: its source is OAuth-only in the sink (Basic auth is
@@ -115,6 +122,9 @@ class LocalStack:
             "SEGMENT_TIMEOUT_SECONDS": str(cfg.segment_timeout_seconds),
             "PARTNER_REQUESTS_PER_SECOND": str(cfg.partner_requests_per_second),
             "FORWARDER_MAX_CONCURRENCY": str(max(cfg.forwarder_concurrency, 1)),
+            "REDELIVERY_BASE_SECONDS": str(cfg.redelivery_base_seconds),
+            "REDELIVERY_CAP_SECONDS": str(cfg.redelivery_cap_seconds),
+            "BREAKER_PROBE_SECONDS": str(cfg.breaker_probe_seconds),
             "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
             **cfg.extra_env,

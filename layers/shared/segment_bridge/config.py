@@ -11,6 +11,8 @@ from functools import lru_cache
 
 from pydantic import BaseModel, Field, field_validator
 
+from .limits import SQS_MAX_RECEIVE_COUNT, SQS_MAX_VISIBILITY_SECONDS
+
 
 class Settings(BaseModel):
     queue_url: str = Field("", alias="QUEUE_URL")
@@ -39,8 +41,22 @@ class Settings(BaseModel):
     #: Set by the template on the admin function only.
     public_api_url: str = Field("", alias="PUBLIC_API_URL")
     #: Must equal the queue's RedrivePolicy.maxReceiveCount: on that attempt the forwarder itself
-    #: dead-letters a failing record with its reason instead of letting SQS move it silently.
-    max_receive_count: int = Field(5, alias="MAX_RECEIVE_COUNT", ge=1)
+    #: dead-letters a failing record with its reason instead of letting SQS move it silently. A
+    #: backstop only (SQS's largest value): the backoff schedule never needs it within the age limit
+    #: (forward/policy.py, docs/delivery.md "The backstop").
+    max_receive_count: int = Field(SQS_MAX_RECEIVE_COUNT, alias="MAX_RECEIVE_COUNT", ge=1, le=SQS_MAX_RECEIVE_COUNT)
+    #: A record that still fails after this many hours in the queue is dead-lettered with its last
+    #: reason. 168 h rides out a week-long Segment outage; at most 335 h, so a record is received and
+    #: given up (the backoff cap plus a slot after the limit) before the queue's 14-day retention.
+    max_delivery_age_hours: float = Field(168.0, alias="MAX_DELIVERY_AGE_HOURS", gt=0, le=335)
+    #: Backoff across receives (forward/policy.py): the first wait and its cap, in seconds. The
+    #: defaults are that module's REDELIVERY_BASE_SECONDS / REDELIVERY_CAP_SECONDS (a unit test keeps
+    #: them equal); the local stack and tests shorten them.
+    redelivery_base_seconds: float = Field(30.0, alias="REDELIVERY_BASE_SECONDS", ge=1, le=900)
+    #: While a region's circuit breaker is open, one probe per this many seconds per instance
+    #: (forward/breaker.py's PROBE_INTERVAL_SECONDS; the local stack shortens it).
+    breaker_probe_seconds: float = Field(60.0, alias="BREAKER_PROBE_SECONDS", ge=0.1, le=3600)
+    redelivery_cap_seconds: float = Field(900.0, alias="REDELIVERY_CAP_SECONDS", ge=1, le=SQS_MAX_VISIBILITY_SECONDS)
     #: Segment's partner cap on requests per second, for the whole deployment.
     partner_requests_per_second: float = Field(50.0, alias="PARTNER_REQUESTS_PER_SECOND", gt=0, le=50)
     #: The forwarder's event source MaximumConcurrency: at most this many instances run at once.

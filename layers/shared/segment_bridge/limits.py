@@ -54,6 +54,14 @@ SQS_MAX_BATCH_BYTES = 1024 * 1024
 #: What one SQS message of ours may hold. 256 KiB is the pre-2025 message limit: it keeps the
 #: bundle valid on queues created with the old default and still packs hundreds of events each.
 SQS_MESSAGE_TARGET_BYTES = 256 * 1024
+#: Longest a queue keeps a message (MessageRetentionPeriod's maximum, 14 days).
+SQS_MAX_RETENTION_SECONDS = 14 * 24 * 3600
+#: Largest RedrivePolicy maxReceiveCount.
+SQS_MAX_RECEIVE_COUNT = 1000
+#: Longest visibility one receive may have in all, counted from the receive (ChangeMessageVisibility).
+SQS_MAX_VISIBILITY_SECONDS = 12 * 3600
+#: Entries per ChangeMessageVisibilityBatch call (as for every SQS batch call).
+SQS_MAX_VISIBILITY_BATCH_ENTRIES = 10
 
 # --- Segment as the caller (destination side, segment-facts.md section 5) ---------------------
 #: Segment gives a destination this long to answer before it times out and retries.

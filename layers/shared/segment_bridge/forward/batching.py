@@ -47,8 +47,11 @@ class Batch(Generic[Owner]):
 
     def split(self) -> tuple[Batch[Owner], Batch[Owner]]:
         """Two halves in order: bisection isolates the messages Segment rejects with a 400."""
-        middle = len(self.items) // 2
-        return self._slice(0, middle), self._slice(middle, len(self.items))
+        return self.split_at(len(self.items) // 2)
+
+    def split_at(self, index: int) -> tuple[Batch[Owner], Batch[Owner]]:
+        """The first `index` items and the rest, in order (a breaker's probe takes the head)."""
+        return self._slice(0, index), self._slice(index, len(self.items))
 
     def _slice(self, start: int, stop: int) -> Batch[Owner]:
         sizes = self.sizes[start:stop]

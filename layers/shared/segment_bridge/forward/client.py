@@ -35,6 +35,7 @@ from ..limits import SEGMENT_BATCH_URLS
 from ..tenants import TenantConfig
 from .batching import Batch
 from .oauth import OAuthCredentials, TokenCache
+from .policy import Cause, classify
 
 USER_AGENT = f"segment-bridge/{__version__}"
 #: zlib level 1: measured on 500 KB batches of Spec JSON it takes half the CPU of level 5 for a
@@ -61,8 +62,8 @@ class SendOutcome:
 
     @property
     def retryable(self) -> bool:
-        # Segment: 429 and 5xx are transient, as are network failures; other 4xx never succeed as is.
-        return self.status is None or self.status == 429 or self.status >= 500
+        """Worth another attempt: a transient failure, as `policy.classify` (the one place) says."""
+        return classify(self) is Cause.TRANSIENT
 
 
 @dataclass(frozen=True)

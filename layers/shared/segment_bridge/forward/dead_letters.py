@@ -20,7 +20,7 @@ from typing import Any
 
 from ..aws import AwsAdapter
 from ..queue_format import RawBatch, UnreadableBody, queue_body, read_body
-from .delivery import MessageOutcome, Verdict
+from .policy import MessageOutcome, Verdict
 
 #: Reason shown for a message SQS moved on its own (the forwarder crashed or timed out, or
 #: dead-lettering itself failed on the last receive).
