@@ -7,7 +7,6 @@ local sink (everything else stays local).
 
 from __future__ import annotations
 
-import base64
 import json
 import shlex
 import time
@@ -18,20 +17,14 @@ import requests
 
 from .identity_demo import DEMO_EMAIL, DEMO_GROUP_ID, DEMO_USER_ID, ResolutionTally, send_segment_calls
 from .local_stack import ROOT, LocalStack, StackConfig, free_port
+from .samples import load_samples
 
 EVENTS_DIR = ROOT / "events"
 
 
 def sample_bodies() -> list[tuple[str, bytes, dict[str, str]]]:
     """(source, raw body, headers that are not signatures) of each webhook sample in events/."""
-    samples = []
-    for path in sorted(EVENTS_DIR.glob("webhook-*.json")):
-        event = json.loads(path.read_text())
-        body = base64.b64decode(event["body"]) if event.get("isBase64Encoded") else (event.get("body") or "").encode()
-        source = event["pathParameters"]["source"]
-        content_type = next((v for k, v in event["headers"].items() if k.lower() == "content-type"), "application/json")
-        samples.append((source, body, {"Content-Type": content_type}))
-    return samples
+    return [(s.source, s.body, s.headers) for s in load_samples(EVENTS_DIR)]
 
 
 def signed_request(

@@ -60,6 +60,8 @@ class ReceivedRequest:
     sent_at: str | None = None
     #: "stall" or "drop" when the responder injected one.
     fault: str | None = None
+    #: The Host the client addressed: the local stack gives each Segment region its own host name.
+    host: str | None = None
 
     def summary(self) -> dict[str, Any]:
         data = asdict(self)
@@ -78,6 +80,8 @@ class SegmentSink:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, responder: Responder | None = None) -> None:
         self.requests: list[ReceivedRequest] = []
         self.responder = responder
+        #: Called with every request once it is recorded (the local debugger watches through it).
+        self.observer: Callable[[ReceivedRequest], None] | None = None
         self._lock = threading.Lock()
         #: When the current thread's request line arrived, before its body was read (rate checks).
         self._arrival = threading.local()
@@ -160,6 +164,7 @@ class SegmentSink:
         lower = {k.lower(): v for k, v in headers.items()}
         arrived = self._arrival.__dict__.pop("at", None) or time.time()
         request = ReceivedRequest(arrived, path, _write_key(lower.get("authorization")), len(raw), 0, 0)
+        request.host = lower.get("host")
         status, body = self._validate(request, lower, raw)
         request.status = status
         if self.responder is not None:
@@ -224,6 +229,8 @@ class SegmentSink:
     def _record(self, request: ReceivedRequest) -> None:
         with self._lock:
             self.requests.append(request)
+        if self.observer is not None:
+            self.observer(request)
 
     # -- inspection -----------------------------------------------------------------------
     def snapshot(self) -> list[ReceivedRequest]:
