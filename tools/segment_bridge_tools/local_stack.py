@@ -523,6 +523,21 @@ class IngestServer:
                     response = module.lambda_handler(event, LocalLambdaContext(timeout_seconds=timeout))
                 payload = response.get("body") or ""
                 data = base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode()
+                if server.observer is not None:  # before answering, so it is recorded before what it causes
+                    server.observer(
+                        Exchange(
+                            self.command,
+                            parts.path,
+                            parts.query,
+                            dict(self.headers.items()),
+                            body,
+                            response["statusCode"],
+                            dict(response.get("headers") or {}),
+                            data,
+                            started,
+                            (time.perf_counter() - clock) * 1000,
+                        )
+                    )
                 self.send_response(response["statusCode"])
                 headers = dict(response.get("headers") or {})
                 for name, values in (response.get("multiValueHeaders") or {}).items():
@@ -533,21 +548,6 @@ class IngestServer:
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
-                if server.observer is not None:
-                    server.observer(
-                        Exchange(
-                            self.command,
-                            parts.path,
-                            parts.query,
-                            dict(self.headers.items()),
-                            body,
-                            response["statusCode"],
-                            headers,
-                            data,
-                            started,
-                            (time.perf_counter() - clock) * 1000,
-                        )
-                    )
 
             do_POST = do_GET = do_PUT = do_DELETE = do_HEAD = do_PATCH = _handle
 

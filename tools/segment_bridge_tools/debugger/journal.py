@@ -118,6 +118,20 @@ class MessageTrace:
     dead_letter_id: int | None = None
     reason: str | None = None
 
+    @property
+    def delivered(self) -> bool:
+        return any(status == 200 for _, status in self.attempts)
+
+    @property
+    def failures_since_delivery(self) -> int:
+        """Failed requests that carried it since it last reached Segment: the retries so far."""
+        count = 0
+        for _, status in reversed(self.attempts):
+            if status == 200:
+                break
+            count += 1
+        return count
+
     def view(self) -> dict[str, Any]:
         return {
             "messageId": self.message_id,
@@ -167,6 +181,9 @@ class RequestEntry:
     sent_at: str | None
     write_key: str | None
     attempt: int
+    #: Messages Segment had already received with a 200 (a tool re-sent its webhook, or a redrive):
+    #: Segment drops them by messageId.
+    duplicates: int
     message_ids: list[str]
     messages: list[dict[str, Any]]
     size: int = 0
@@ -289,7 +306,10 @@ class Journal:
         message_ids = [str(m.get("messageId", "")) for m in messages if m.get("messageId")]
         with self._changed:
             traces = [self._trace(mid) for mid in message_ids]
-            attempt = 1 + max((len(t.attempts) for t in traces), default=0)
+            # A retry is a request for messages whose last requests failed; a message Segment already
+            # has (200 before) is a duplicate it drops, not a retry.
+            attempt = 1 + max((t.failures_since_delivery for t in traces), default=0)
+            duplicates = sum(1 for t in traces if t.delivered)
             entry = RequestEntry(
                 id=self._next_id(),
                 at=request.received_at,
@@ -305,6 +325,7 @@ class Journal:
                 sent_at=request.sent_at,
                 write_key=last_four(request.write_key),
                 attempt=attempt,
+                duplicates=duplicates,
                 message_ids=message_ids,
                 messages=messages,
                 size=request.body_bytes,
@@ -313,7 +334,7 @@ class Journal:
             for trace, message in zip(traces, messages, strict=True):
                 trace.attempts.append((entry.id, request.status))
                 trace.message = message
-                trace.state = "delivered" if request.status == 200 else "failed"
+                trace.state = "delivered" if request.status == 200 or trace.delivered else "failed"
                 trace.reason = entry.error
             self._arrived("request", entry.id, entry.size)
             notice = Notice("request", self._request_summary(entry))
@@ -452,6 +473,7 @@ class Journal:
             "sentAt": entry.sent_at,
             "writeKey": entry.write_key,
             "attempt": entry.attempt,
+            "duplicates": entry.duplicates,
             "tenants": self._tenants_of(entry.message_ids),
             "webhooks": sorted({t.webhook_id for t in self._traces_of(entry.message_ids) if t.webhook_id}),
         }

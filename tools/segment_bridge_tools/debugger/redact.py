@@ -19,7 +19,9 @@ every body would make the page unreadable; such a secret is still masked where i
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -39,6 +41,10 @@ KNOWN_SECRETS_MAX_AGE_SECONDS = 1.0
 CREDENTIAL_HEADERS = {"cookie", "set-cookie", "proxy-authorization"}
 #: Keys in a tenant document whose value is a writeKey (shown by its last four characters).
 WRITE_KEY_NAMES = {"write_key", "writekey"}
+#: Which fields of a tenant document hold secrets: broader than the rule for bodies (any "key",
+#: as `TenantConfig.masked()` reads them: `webhook_key`, `signing_key`), since a tenant document
+#: is all configuration. The models' `SecretStr` fields are collected too (`model_secrets`).
+TENANT_SECRET_NAME = re.compile(r"(secret|key|token|password|passwd|credential|signature)", re.IGNORECASE)
 
 
 def last_four(value: str | None) -> str | None:
@@ -66,16 +72,58 @@ def secret_forms(secret: str) -> list[str]:
 
 
 def secrets_in_document(document: Any, name: str = "") -> Iterable[tuple[str, str]]:
-    """(key name, value) of every string under a secret-looking key of a tenant document, at any depth."""
+    """(key name, value) of every secret in a tenant document: by field name at any depth, and
+    every `SecretStr` of the tenant model and of its sources' settings models."""
+    yield from _by_name(document)
+    yield from model_secrets(document)
+
+
+def _by_name(document: Any) -> Iterable[tuple[str, str]]:
     if isinstance(document, dict):
         for key, value in document.items():
-            if isinstance(value, str) and is_secret_name(str(key)):
+            if isinstance(value, str) and (TENANT_SECRET_NAME.search(str(key)) or SECRET_NAME.search(str(key))):
                 yield str(key), value
             else:
-                yield from secrets_in_document(value, str(key))
+                yield from _by_name(value)
     elif isinstance(document, list):
         for value in document:
-            yield from secrets_in_document(value, name)
+            yield from _by_name(value)
+
+
+def model_secrets(document: Any) -> Iterable[tuple[str, str]]:
+    """The `SecretStr` values the package's own models find in a tenant document (invalid parts skipped)."""
+    from pydantic import BaseModel, SecretStr, ValidationError
+
+    from segment_bridge.ingest.sources import SOURCES
+    from segment_bridge.tenants import TenantConfig
+
+    if not isinstance(document, dict):
+        return
+    models: list[BaseModel] = []
+    with contextlib.suppress(ValidationError):  # a broken document still has its secrets found by name
+        models.append(TenantConfig.model_validate(document))
+    for source_name, raw in (
+        (document.get("sources") or {}).items() if isinstance(document.get("sources"), dict) else ()
+    ):
+        source = SOURCES.get(source_name)
+        if source is not None:
+            try:
+                models.append(source.settings_model.model_validate(raw))
+            except ValidationError:
+                continue
+
+    def walk(value: Any, name: str) -> Iterable[tuple[str, str]]:
+        if isinstance(value, SecretStr):
+            yield name, value.get_secret_value()
+        elif isinstance(value, BaseModel):
+            for field_name in type(value).model_fields:
+                yield from walk(getattr(value, field_name), field_name)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                yield from walk(item, str(key))
+
+    for model in models:
+        yield from walk(model, "")
 
 
 class KnownSecrets:

@@ -1,9 +1,9 @@
 """`make run`'s live terminal tail: one readable line per thing that happened, as it happens.
 
-    12:00:01  webhook  POST /v1/webhooks/spec/demo   202  spec · demo  accepted 4 · skipped 0 · rejected 0
-    12:00:01    fixed  #1 spec.event_name  "order_completed" is ... → Fix: rename it to "Order Completed"
-    12:00:02  segment  POST /v1/batch us             200  6 messages · 3.5 KB · attempt 1 · key ••••cdef
-    12:00:09  dlq      demo/spec                     400  1 message: Segment refused the message ...
+    12:00:01  webhook  POST /v1/webhooks/spec/demo   202  spec · demo  accepted 1 · skipped 0 · rejected 0
+                  fixed  #0 spec.event_name  event "order_completed" is ... → Fix: rename the event to "Order Completed"
+    12:00:02  segment  POST /v1/batch us             200  1 message · 0.4 KB · attempt 1 · key ••••cdef · demo
+    12:00:09  dlq      demo/spec                     400  1 message: Segment answered 400 ...
 
 Lines are `rich` Text (colour where the terminal supports it, plain text when piped), built from
 the journal's summaries, which are already masked. What a sender wrote is never read as markup.
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -43,8 +42,9 @@ def _head(at: float, label: str, style: str) -> Text:
 
 
 def webhook_lines(entry: dict[str, Any]) -> list[Text]:
-    line = _head(entry["at"], "webhook" if entry["kind"] != "destination" else "segment>", "bold blue")
-    line.append(f"{entry['method']} {entry['path']}"[:ROUTE_WIDTH].ljust(ROUTE_WIDTH))
+    # Segment's own calls to the bridge's destination endpoint (the identity loop) are "dest".
+    line = _head(entry["at"], "webhook" if entry["kind"] != "destination" else "dest", "bold blue")
+    line.append(f"{entry['method']} {entry['path']}".ljust(ROUTE_WIDTH))
     line.append(" ")
     line.append_text(_status(entry["status"]))
     line.append("  ")
@@ -71,9 +71,9 @@ def webhook_lines(entry: dict[str, Any]) -> list[Text]:
 
 
 def refused_lines(entry: dict[str, Any], events: Iterable[dict[str, Any]]) -> list[Text]:
-    """One line per rejected event (its reason), one per distinct skip reason (with a count)."""
+    """One line per rejected event (its reason: what the sender must fix); skips in one line (deliberate)."""
     lines = []
-    skipped: Counter[str] = Counter()
+    skipped: list[str] = []
     for event in events:
         if event["outcome"] == "rejected":
             line = Text("            ")
@@ -81,21 +81,30 @@ def refused_lines(entry: dict[str, Any], events: Iterable[dict[str, Any]]) -> li
             line.append(f"  #{event['index']} {event['reason']}")
             lines.append(line)
         elif event["outcome"] == "skipped":
-            skipped[event["reason"]] += 1
-    for reason, count in skipped.items():
+            skipped.append(str(event["reason"]))
+    if skipped:
         line = Text("            ")
         line.append(" skipped", style="dim")
-        line.append(f"  ×{count} {reason}", style="dim")
+        more = f" (+{len(skipped) - 1} more in the debugger)" if len(skipped) > 1 else ""
+        line.append(f"  {skipped[0]}{more}", style="dim")
         lines.append(line)
     return lines
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def request_line(entry: dict[str, Any]) -> Text:
     line = _head(entry["at"], "segment", "bold green" if entry["status"] == 200 else "bold red")
-    line.append(f"POST {entry['path']} {entry.get('region') or '?'}"[:ROUTE_WIDTH].ljust(ROUTE_WIDTH))
+    line.append(f"POST {entry['path']} {entry.get('region') or '?'}".ljust(ROUTE_WIDTH))
     line.append(" ")
     line.append_text(_status(entry["status"]))
-    line.append(f"  {entry['messages']} messages · {entry['bytes'] / 1024:.1f} KB · attempt {entry['attempt']}")
+    line.append(
+        f"  {plural(entry['messages'], 'message')} · {entry['bytes'] / 1024:.1f} KB · attempt {entry['attempt']}"
+    )
+    if entry.get("duplicates"):
+        line.append(f" · {entry['duplicates']} already delivered (Segment drops them by messageId)", style="dim")
     if entry.get("writeKey"):
         line.append(f" · key {entry['writeKey']}", style="dim")
     if entry.get("tenants"):
@@ -107,13 +116,13 @@ def request_line(entry: dict[str, Any]) -> Text:
 
 def dead_letter_line(entry: dict[str, Any], gone: bool = False) -> Text:
     line = _head(entry["at"] if not gone else time.time(), "dlq", "bold red" if not gone else "dim")
-    line.append(f"{entry['tenant'] or '?'}/{entry['source'] or '?'}"[:ROUTE_WIDTH].ljust(ROUTE_WIDTH))
+    line.append(f"{entry['tenant'] or '?'}/{entry['source'] or '?'}".ljust(ROUTE_WIDTH))
     line.append(" ")
     line.append_text(_status(entry.get("status")))
     if gone:
-        line.append(f"  {entry['messages']} message(s) left the DLQ (redriven or deleted)", style="dim")
+        line.append(f"  {plural(entry['messages'], 'message')} left the DLQ (redriven or deleted)", style="dim")
     else:
-        line.append(f"  {entry['messages']} message(s): {entry['reason']}", style="red")
+        line.append(f"  {plural(entry['messages'], 'message')}: {entry['reason']}", style="red")
     return line
 
 

@@ -223,7 +223,7 @@ function requestRow(r) {
     el("span", { class: "time" }, time(r.at)),
     el("span", { class: "route" }, `POST ${r.path} `, el("span", { class: "tag" }, r.region || "region ?")),
     el("span", { class: statusClass(r.status) }, r.status || "—"),
-    el("span", { class: "names" }, `${r.messages} messages · ${bytes(r.bytes)} (${bytes(r.wireBytes)} on the wire) · attempt ${r.attempt}`, r.error ? el("div", { class: "muted" }, r.error) : null),
+    el("span", { class: "names" }, `${r.messages} messages · ${bytes(r.bytes)} (${bytes(r.wireBytes)} on the wire) · attempt ${r.attempt}` + (r.duplicates ? ` · ${r.duplicates} already delivered (Segment drops them by messageId)` : ""), r.error ? el("div", { class: "muted" }, r.error) : null),
     el("span", {}, r.tenants.map((t) => el("span", { class: "tag" }, t)), el("span", { class: "tag", title: "writeKey (last four characters)" }, `key ${r.writeKey || "none"}`)),
   ];
 }
