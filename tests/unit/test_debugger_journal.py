@@ -140,6 +140,15 @@ def test_only_the_newest_entries_are_kept_by_count_and_by_bytes() -> None:
     assert len(small.feed()["webhooks"]) == 2
 
 
+def test_a_dead_letter_queue_larger_than_the_journal_does_not_repeat_itself() -> None:
+    journal = Journal(capacity=2)
+    queue = [dead_letter(f"sqs-{i}", [f"m-{i}"]) for i in range(4)]
+    journal.record_dead_letters(queue)
+    seq = journal.seq
+    journal.record_dead_letters(queue)  # the same four: the two evicted ones are not new again
+    assert journal.seq == seq and len(journal.feed()["deadLetters"]) == 2
+
+
 def test_a_broken_listener_never_breaks_recording() -> None:
     journal = Journal()
 

@@ -228,6 +228,9 @@ class Journal:
         self._requests: OrderedDict[int, RequestEntry] = OrderedDict()
         self._dead: OrderedDict[int, DeadLetterEntry] = OrderedDict()
         self._dead_by_sqs_id: dict[str, int] = {}
+        #: Every DLQ message seen, kept apart from the entries: one evicted from the journal while
+        #: still in the queue must not come back as new on the next look (a DLQ of > 500 messages).
+        self._seen_dead: OrderedDict[str, None] = OrderedDict()
         self._traces: OrderedDict[str, MessageTrace] = OrderedDict()
         self._arrivals: list[tuple[str, int, int]] = []  # (kind, id, size), oldest first
         self._retained = 0
@@ -349,8 +352,11 @@ class Journal:
         with self._changed:
             present = {m.message_id for m in queued}
             for message in queued:
-                if message.message_id in self._dead_by_sqs_id:
+                if message.message_id in self._seen_dead:
                     continue
+                self._seen_dead[message.message_id] = None
+                while len(self._seen_dead) > MAX_TRACES:
+                    self._seen_dead.popitem(last=False)
                 view = read_dead_letter(message.body, message.attributes)
                 messages = [self.redactor.known_only(m) for m in view.messages]
                 at = message.attributes.get("dead_lettered_at")
