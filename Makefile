@@ -6,8 +6,13 @@ SAM_VENV := .venv-sam
 CHECKOV_VENV := .venv-checkov
 # `sam build` needs the functions' runtime (python3.13) on PATH; pyenv has it on the dev machines.
 PY313 := $(shell (pyenv prefix 3.13 2>/dev/null || pyenv prefix 3.13.0 2>/dev/null) | head -1)
+# The browser test drives Debian's chromium with its chromedriver; apt-get needs root (CI is root).
+CHROMIUM ?= /usr/bin/chromium
+CHROMEDRIVER ?= /usr/bin/chromedriver
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help install run test test-fast lint format fuzz bench lint-template sam-tools checkov-tools sam-validate sam-build clean
+.PHONY: browser-tools test-browser
 
 help:
 	@echo "make run    - run the whole bridge locally (moto + local Segment sink) and send the samples"
@@ -16,6 +21,7 @@ help:
 	@echo "make format - apply ruff's formatting and safe fixes"
 	@echo "make bench  - run the benchmarks, write docs/benchmarks.md"
 	@echo "make fuzz   - longer property-based fuzzing of the ingest API"
+	@echo "make test-browser - the debugger page in headless Chromium (installs chromium; SCREENSHOT=docs/debugger.png saves one)"
 
 $(BIN)/.installed: pyproject.toml requirements-dev.txt layers/shared/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,7 +43,7 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint sam-tools checkov-tools
+test: lint sam-tools checkov-tools browser-tools
 	CHECKOV_CLI=$(abspath $(CHECKOV_VENV))/bin/checkov SAM_CLI=$(abspath $(SAM_VENV))/bin/sam SAM_PYTHON313=$(PY313) $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test-fast: install
@@ -50,6 +56,19 @@ fuzz: install
 
 bench: install
 	$(BIN)/python -m bench $(ARGS)
+
+# Debian's chromium and chromium-driver, installed when missing (a fresh CI machine); `make test`
+# needs them too, since it runs tests/browser with everything else.
+browser-tools:
+	@if [ ! -x "$(CHROMIUM)" ] || [ ! -x "$(CHROMEDRIVER)" ]; then \
+		echo "installing Debian's chromium and chromium-driver for tests/browser"; \
+		$(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver; \
+	fi
+
+test-browser: install browser-tools
+	CHROMIUM=$(CHROMIUM) CHROMEDRIVER=$(CHROMEDRIVER) DEBUGGER_SCREENSHOT=$(SCREENSHOT) \
+		$(BIN)/python -m pytest -q -p no:cacheprovider tests/browser $(PYTEST_ARGS)
 
 # The SAM CLI pins its own dependency versions, so it lives in a venv of its own.
 $(SAM_VENV)/.installed:

@@ -1,37 +1,43 @@
 """`make run`: start the local stack, push the sample webhooks in events/ through it once, show what
 Segment received, then keep serving with a ready-to-paste curl command until Ctrl-C.
 
+While it runs, the terminal tails every webhook, conformance decision, Segment request and dead
+letter as it happens (`debugger.Tail`), and the debugger page shows the same in a browser; the
+functions' JSON logs and EMF metrics go to a log file (`--log-file`) unless `--verbose`.
+
 `--real-segment --write-key KEY [--region eu]` sends to Segment's regional endpoint instead of the
 local sink (everything else stays local).
 """
 
 from __future__ import annotations
 
-import base64
+import contextlib
 import json
+import logging
 import shlex
+import socket
+import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import click
 import requests
+from rich.console import Console
+from rich.text import Text
 
+from .debugger import Tail
 from .identity_demo import DEMO_EMAIL, DEMO_GROUP_ID, DEMO_USER_ID, ResolutionTally, send_segment_calls
 from .local_stack import ROOT, LocalStack, StackConfig, free_port
+from .samples import load_samples
 
 EVENTS_DIR = ROOT / "events"
 
 
 def sample_bodies() -> list[tuple[str, bytes, dict[str, str]]]:
     """(source, raw body, headers that are not signatures) of each webhook sample in events/."""
-    samples = []
-    for path in sorted(EVENTS_DIR.glob("webhook-*.json")):
-        event = json.loads(path.read_text())
-        body = base64.b64decode(event["body"]) if event.get("isBase64Encoded") else (event.get("body") or "").encode()
-        source = event["pathParameters"]["source"]
-        content_type = next((v for k, v in event["headers"].items() if k.lower() == "content-type"), "application/json")
-        samples.append((source, body, {"Content-Type": content_type}))
-    return samples
+    return [(s.source, s.body, s.headers) for s in load_samples(EVENTS_DIR)]
 
 
 def signed_request(
@@ -73,7 +79,10 @@ def describe(message: dict[str, Any]) -> str:
 
 
 def curl_command(stack: LocalStack) -> str:
-    body = '{"type":"track","userId":"user-42","event":"Report Exported","properties":{"format":"csv"}}'
+    # Spec near-misses on purpose: the tail and the debugger show what the conformance layer fixed.
+    body = (
+        '{"type":"track","userId":"user-42","event":"order_completed","properties":{"orderId":"o-42","total":"9.90"}}'
+    )
     return (
         f"BODY={shlex.quote(body)}; TS=$(date +%s); "
         f'SIG=$(printf \'%s.%s\' "$TS" "$BODY" | openssl dgst -sha256 '
@@ -99,9 +108,52 @@ def send_oauth_demo(stack: LocalStack) -> str:
         timeout=30,
     )
     return (
-        f"- POST spec      -> {response.status_code}  accepted={response.json().get('accepted', 0)} "
-        f"(tenant {tenant}: OAuth-only source, sent with Bearer tokens from the sink's token server)"
+        f"- OAuth demo: tenant {tenant}'s spec webhook -> {response.status_code}, accepted="
+        f"{response.json().get('accepted', 0)} (an OAuth-only source: sent with Bearer tokens from the sink's "
+        "token server)"
     )
+
+
+#: Where `make run` puts the functions' JSON logs and EMF metrics (the terminal shows the tail).
+DEFAULT_LOG_FILE = ROOT / ".local" / "make-run.log"
+
+
+@contextlib.contextmanager
+def function_output(log_file: Path, verbose: bool) -> Iterator[None]:
+    """Send the Lambda functions' structured logs and metrics to `log_file` (or, verbose, leave them here).
+
+    Powertools writes logs through its logger's stream handler and metrics with `print`, so both
+    the handler's stream and `sys.stdout` are pointed at the file; the tail writes to the terminal
+    it was given before.
+    """
+    from segment_bridge.observability import logger
+
+    logger.setLevel("INFO")  # the file is for reading later: keep the functions' info lines
+    if verbose:
+        yield
+        return
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    handler = logger.registered_handler
+    with log_file.open("a", encoding="utf-8", buffering=1) as out:
+        previous = handler.setStream(out) if isinstance(handler, logging.StreamHandler) else None
+        try:
+            with contextlib.redirect_stdout(out):
+                yield
+        finally:
+            if previous is not None:
+                handler.setStream(previous)
+
+
+def debugger_port_for(port: int, wanted: int | None) -> int:
+    """The debugger's port: as asked, else the webhook port + 1 when that is free, else any free one."""
+    if wanted is not None:
+        return wanted
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port + 1))
+        except OSError:
+            return 0
+    return port + 1
 
 
 @click.command()
@@ -110,8 +162,28 @@ def send_oauth_demo(stack: LocalStack) -> str:
 @click.option("--write-key", envvar="SEGMENT_WRITE_KEY", help="Your Segment writeKey (with --real-segment).")
 @click.option("--region", type=click.Choice(["us", "eu"]), default="us", show_default=True)
 @click.option("--once", is_flag=True, help="Exit after the demo instead of serving until Ctrl-C.")
-def main(port: int, real_segment: bool, write_key: str | None, region: str, once: bool) -> None:
-    """Run segment-bridge locally and send the sample webhooks through it."""
+@click.option(
+    "--debugger-port", type=int, default=None, help="Port of the debugger page [default: --port + 1 if free; 0: any]."
+)
+@click.option("--verbose", is_flag=True, help="Show the functions' JSON logs and metrics here, not in the log file.")
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_LOG_FILE,
+    show_default=True,
+    help="Where the functions' JSON logs and metrics go.",
+)
+def main(
+    port: int,
+    real_segment: bool,
+    write_key: str | None,
+    region: str,
+    once: bool,
+    debugger_port: int | None,
+    verbose: bool,
+    log_file: Path,
+) -> None:
+    """Run segment-bridge locally, send the sample webhooks through it, and tail what happens."""
     if real_segment and not write_key:
         raise click.UsageError("--real-segment needs --write-key (or SEGMENT_WRITE_KEY)")
     if port == 0:
@@ -124,64 +196,61 @@ def main(port: int, real_segment: bool, write_key: str | None, region: str, once
         region=region,
         identity_policy="anonymous",
         source_settings=demo_source_settings(f"http://127.0.0.1:{port}", StackConfig.tenant),
+        debugger=True,
+        debugger_port=debugger_port_for(port, debugger_port),
+        # The functions' metrics as in Lambda (EMF lines), into the log file with their logs.
+        extra_env={"POWERTOOLS_METRICS_DISABLED": "false", "POWERTOOLS_LOG_LEVEL": "INFO"},
     )
     if write_key:
         config.write_key = write_key
-    with LocalStack(config) as stack:
+    # The terminal, taken before stdout goes to the log file; long lines wrap where the terminal does.
+    console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
+    with function_output(log_file, verbose), LocalStack(config) as stack:
+        assert stack.journal is not None
         target = f"Segment {region.upper()} (real)" if real_segment else f"local Segment sink at {stack.sink.url}"  # type: ignore[union-attr]
-        click.secho(
-            f"segment-bridge is running: webhooks at {stack.base_url}/v1/webhooks/{{source}}/{stack.config.tenant}",
-            bold=True,
-        )
-        click.echo(f"  AWS stand-in (moto): {stack.queue_url.split('/')[2]}   delivering to: {target}\n")
+        console.print(Text("segment-bridge is running", style="bold"))
+        console.print(f"  webhooks   {stack.base_url}/v1/webhooks/{{source}}/{stack.config.tenant}")
+        console.print(Text.assemble("  debugger   ", (stack.debugger_url, "bold cyan"), "   (open it in a browser)"))
+        console.print(f"  AWS stand-in (moto) {stack.queue_url.split('/')[2]} · delivering to {target}")
+        logs = "shown here (--verbose)" if verbose else f"{log_file} (--verbose shows them here)"
+        console.print(f"  function logs and metrics: {logs}\n")
+        console.print(Text("Live: webhooks, conformance decisions, Segment requests, dead letters", style="bold"))
+        stack.journal.subscribe(Tail(console, stack.journal.detail))
         # The identity loop: Segment's identify/group for the samples' recipient arrive before the tools' events.
-        loop = send_segment_calls(stack)
-        click.echo(
-            f"- POST segment   -> {loop.status_code}  applied={loop.json().get('applied', 0)} "
-            f"(Segment's identify + group: {DEMO_EMAIL} is {DEMO_USER_ID} in {DEMO_GROUP_ID})"
-        )
+        send_segment_calls(stack)
         tally = ResolutionTally()
         for source, body, headers in sample_bodies():
             signed = signed_request(stack, source, body, headers)
             if signed is None:
-                click.echo(f"- {source}: skipped (no demo signing settings for this source)")
+                console.print(f"- {source}: skipped (no demo signing settings for this source)")
                 continue
             response = requests.post(stack.webhook_url(source), data=signed[1], headers=signed[0], timeout=30)
-            result = response.json()
-            tally.record(source, result)
-            click.echo(
-                f"- POST {source:<9} -> {response.status_code}  accepted={result.get('accepted', 0)} "
-                f"skipped={len(result.get('skipped', []))} rejected={len(result.get('rejected', []))}"
-            )
+            tally.record(source, response.json())
         if stack.sink is not None and stack.config.oauth_tenant:
-            click.echo(send_oauth_demo(stack))
+            console.print(Text(send_oauth_demo(stack)))  # the tail shows its webhook and its Bearer request
         drained = stack.wait_until_drained(timeout=30)
-        click.echo("")
+        time.sleep(0.2)  # let the last sink notice print before the summary
         if stack.sink is not None:
-            requests_seen = stack.sink.snapshot()
-            click.secho(f"The Segment sink received {len(requests_seen)} /v1/batch request(s):", bold=True)
-            for request in requests_seen:
-                click.echo(
-                    f" POST /v1/batch  status={request.status}  messages={request.message_count}  "
-                    f"bytes={request.body_bytes}  writeKey={request.summary()['write_key']}  sentAt={request.sent_at}"
-                )
-                for message in request.messages:
-                    click.echo(describe(message))
-            if requests_seen and requests_seen[0].messages:
-                click.echo("\nFirst message as Segment received it:")
-                click.echo(json.dumps(requests_seen[0].messages[0], indent=2))
-        click.secho(f"\nIdentity loop: {tally.summary()}", bold=True)
+            messages = stack.sink.messages()
+            console.print(Text(f"\nSegment received {len(messages)} messages from the samples:", style="bold"))
+            for message in messages:
+                console.print(Text(describe(message)))
+            if messages:
+                console.print(Text("\nFirst message as Segment received it:", style="bold"))
+                console.print_json(data=messages[0])
+        console.print(Text(f"\nIdentity loop: {DEMO_EMAIL} is {DEMO_USER_ID} in {DEMO_GROUP_ID}; {tally.summary()}"))
         if not drained:
-            click.secho("warning: the queue did not drain within 30 s", fg="yellow")
+            console.print(Text("warning: the queue did not drain within 30 s", style="yellow"))
         if once:
             return
-        click.secho("\nTry it yourself (Ctrl-C to stop):", bold=True)
-        click.echo(curl_command(stack))
+        console.print(Text("\nTry it yourself (Ctrl-C to stop):", style="bold"))
+        console.print(Text.assemble('  click "Send test event" at ', (stack.debugger_url, "bold cyan"), ", or:"))
+        console.print(Text(curl_command(stack)), soft_wrap=True)
         try:
             while True:
                 time.sleep(1)
         except KeyboardInterrupt:
-            click.echo("\nstopping")
+            console.print("\nstopping")
 
 
 if __name__ == "__main__":  # pragma: no cover

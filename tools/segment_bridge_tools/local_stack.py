@@ -20,15 +20,20 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from urllib.request import Request, urlopen
 
+from .debugger.journal import Exchange, QueuedMessage
 from .lambda_events import LocalLambdaContext, api_gateway_event, sqs_event
 from .sink import Responder, SegmentSink
+
+if TYPE_CHECKING:
+    from .debugger import DebuggerServer, Journal, QueueWatcher, SendResult
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The Lambda handlers are deployed from functions/<name>/; import them from there, as Lambda does.
@@ -82,6 +87,9 @@ class StackConfig:
     oauth_client_id: str = "demo-oauth-app"
     oauth_key_id: str = "demo-oauth-key-1"
     oauth_token_lifetime: int = 6
+    #: Serve the live debugger page (`debugger_url`) and record the stack's traffic in `journal`.
+    debugger: bool = False
+    debugger_port: int = 0
 
 
 class LocalStack:
@@ -94,6 +102,11 @@ class LocalStack:
         self.queue_url = ""
         self.dlq_url = ""
         self._saved_env: dict[str, str | None] = {}
+        self.journal: Journal | None = None
+        self.debugger: DebuggerServer | None = None
+        self._dlq_watcher: QueueWatcher | None = None
+        #: Host header -> Segment region, as the sink is addressed for each region.
+        self._sink_regions: dict[str, str] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> LocalStack:
@@ -131,7 +144,8 @@ class LocalStack:
         }
         if self.sink is not None:
             env["SEGMENT_URL_US"] = self.sink.batch_url
-            env["SEGMENT_URL_EU"] = self.sink.batch_url
+            env["SEGMENT_URL_EU"] = eu_alias(self.sink.batch_url)
+            self._sink_regions = sink_regions(env["SEGMENT_URL_US"], env["SEGMENT_URL_EU"])
             # The sink is the token server too (its URL is the assertion's audience).
             env["SEGMENT_OAUTH_URL_US"] = self.sink.url
             env["SEGMENT_OAUTH_URL_EU"] = self.sink.url
@@ -159,9 +173,15 @@ class LocalStack:
             ).start()
             for _ in range(max(cfg.forwarder_concurrency, 1))
         ]
+        if cfg.debugger:
+            self._start_debugger()
         return self
 
     def stop(self) -> None:
+        if self.debugger is not None:
+            self.debugger.stop()
+        if self._dlq_watcher is not None:
+            self._dlq_watcher.stop()
         for poller in self.pollers:
             poller.stop()
         if self.ingest is not None:
@@ -282,6 +302,93 @@ class LocalStack:
         )["Attributes"]
         return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
+    # -- the live debugger ----------------------------------------------------------------------
+    @property
+    def debugger_url(self) -> str:
+        assert self.debugger is not None, "start the stack with StackConfig(debugger=True)"
+        return self.debugger.url
+
+    def _start_debugger(self) -> None:
+        """Record at the stack's boundaries: the API stand-in, the sink, the DLQ's content."""
+        import boto3
+
+        from segment_bridge.ingest.sources import REGISTRY
+
+        from .debugger import DebuggerServer, Journal, KnownSecrets, QueueWatcher, Redactor, SampleSources
+        from .samples import load_samples
+
+        cfg = self.config
+        secrets = boto3.client("secretsmanager")
+        journal = self.journal = Journal(Redactor(KnownSecrets(lambda: self._tenant_documents(secrets))))
+        assert self.ingest is not None
+        self.ingest.observer = _safely(journal.record_exchange)
+        if self.sink is not None:
+            regions = self._sink_regions
+            self.sink.observer = _safely(lambda r: journal.record_segment_request(r, regions.get(r.host or "")))
+        dlq_url = self.dlq_url
+        self._dlq_watcher = QueueWatcher(lambda: peek_queue(dlq_url), journal.record_dead_letters).start()
+        sendable = {s.source for s in load_samples()}
+        unavailable = {name: f"no sample for {name} in events/" for name in REGISTRY if name not in sendable}
+        unavailable |= {
+            name: f"tenant {cfg.tenant!r} has no {name} settings"
+            for name in REGISTRY
+            if name not in unavailable and self.signing_settings(name) is None
+        }
+        target = "Segment itself (requests are not observed here)" if cfg.real_segment else "the local Segment sink"
+        webhooks = f"{self.base_url}/v1/webhooks/{{source}}/{cfg.tenant}"
+        info = {"tenant": cfg.tenant, "webhookUrl": webhooks, "target": target}
+        samples = SampleSources(tuple(REGISTRY), unavailable, self.send_sample)
+        self.debugger = DebuggerServer(journal, samples, info, port=cfg.debugger_port).start()
+
+    def _tenant_documents(self, client: Any) -> list[Any]:
+        from segment_bridge.tenants import secret_name
+
+        """Every tenant document in the stack's Secrets Manager, plus the config's own secrets."""
+        cfg = self.config
+        documents: list[Any] = [
+            {
+                "write_key": cfg.write_key,
+                "signing_secret": cfg.signing_secret,
+                "api_key": cfg.destination_api_key,
+                "sources": cfg.source_settings,
+            }
+        ]
+        prefix = secret_name("segment-bridge", "x")[: -len("x")]  # "{prefix}/tenants/", as the functions name them
+        for page in client.get_paginator("list_secrets").paginate(Filters=[{"Key": "name", "Values": [prefix]}]):
+            for listed in page["SecretList"]:
+                try:
+                    documents.append(json.loads(client.get_secret_value(SecretId=listed["ARN"])["SecretString"]))
+                except (ValueError, KeyError, client.exceptions.ResourceNotFoundException):
+                    continue  # not JSON, or deleted meanwhile: nothing to hide from it
+        return documents
+
+    def signing_settings(self, source: str) -> dict[str, Any] | None:
+        """The demo tenant's settings for `source` (what its samples are signed with), if it has any."""
+        if source == "spec":
+            return {"signing_secret": self.config.signing_secret}
+        return self.config.source_settings.get(source)
+
+    def send_sample(self, source: str) -> SendResult:
+        """POST `source`'s sample from events/, freshly signed, to the API stand-in over HTTP."""
+        import requests
+
+        from .debugger import SendResult
+        from .samples import load_samples
+        from .signing import sign
+
+        sample = next(s for s in load_samples() if s.source == source)
+        settings = self.signing_settings(source)
+        if settings is None:
+            raise LookupError(f"tenant {self.config.tenant!r} has no {source} settings")
+        url = self.webhook_url(source)
+        headers, body = sign(source, sample.body, settings, url)
+        response = requests.post(url, data=body, headers={**sample.headers, **headers}, timeout=30)
+        try:
+            answer: Any = response.json()
+        except ValueError:
+            answer = response.text
+        return SendResult(response.status_code, answer)
+
     def wait_until_drained(self, timeout: float = 30.0) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -301,6 +408,66 @@ def _fresh_handlers() -> tuple[Any, Any]:
     forward = importlib.import_module("forward_handler")
     clear_caches()
     return ingest, forward
+
+
+def eu_alias(batch_url: str) -> str:
+    """The sink's URL under a second host name, so the debugger can tell which region a request used.
+
+    Segment's regions are different hosts; here both are the one sink, addressed as 127.0.0.1 (US)
+    and localhost (EU). Where localhost is not 127.0.0.1, both regions share the URL.
+    """
+    parts = urlsplit(batch_url)
+    try:
+        resolved = {info[4][0] for info in socket.getaddrinfo("localhost", parts.port, socket.AF_INET)}
+    except OSError:
+        return batch_url
+    if parts.hostname != "127.0.0.1" or resolved != {"127.0.0.1"}:
+        return batch_url
+    return parts._replace(netloc=f"localhost:{parts.port}").geturl()
+
+
+def sink_regions(us_url: str, eu_url: str) -> dict[str, str]:
+    """Host header -> region label for the sink's two names (one label when they are the same)."""
+    us, eu = urlsplit(us_url).netloc, urlsplit(eu_url).netloc
+    return {us: "us/eu"} if us == eu else {us: "us", eu: "eu"}
+
+
+def peek_queue(queue_url: str) -> list[QueuedMessage]:
+    """The messages in a queue of the in-process moto server, read without receiving them.
+
+    A ReceiveMessage would hide them from `segment-bridge dlq` and a redrive for its visibility
+    timeout and count as a receive; moto's own backend can be read instead. (moto's internals:
+    pinned by requirements-dev.txt, checked by tests/e2e/test_debugger.py.)
+    """
+    from moto.sqs.models import sqs_backends
+
+    account, name = urlsplit(queue_url).path.strip("/").split("/")[-2:]
+    queue = sqs_backends[account][os.environ.get("AWS_DEFAULT_REGION", "us-east-1")].queues.get(name)
+    if queue is None:
+        return []
+    with queue._messages_lock:
+        messages = list(queue._messages)
+    return [
+        QueuedMessage(
+            message_id=m.id,
+            body=m.body,
+            attributes={k: v.get("StringValue", "") for k, v in m.message_attributes.items()},
+            sent_at=(m.sent_timestamp or 0) / 1000,
+        )
+        for m in messages
+    ]
+
+
+def _safely(observe: Callable[[Any], Any]) -> Callable[[Any], None]:
+    """An observer that can never break what it watches (its errors are printed, the request goes on)."""
+
+    def call(observed: Any) -> None:
+        try:
+            observe(observed)
+        except Exception as exc:
+            print(f"[debugger] {type(exc).__name__}: {exc}")
+
+    return call
 
 
 def clear_caches() -> None:
@@ -381,6 +548,8 @@ class IngestServer:
     ) -> None:
         self.handler_module = handler_module
         self.routes = {**(routes or {}), "/": (handler_module, 20.0)}
+        #: Called with every `Exchange` once answered (the local debugger records through it).
+        self.observer: Callable[[Exchange], None] | None = None
         # One Lambda instance handles one request at a time; the resolver keeps per-request state.
         self._invoke_locks = {prefix: threading.Lock() for prefix in self.routes}
         server = self
@@ -393,6 +562,7 @@ class IngestServer:
                 return
 
             def _handle(self) -> None:
+                started, clock = time.time(), time.perf_counter()
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 parts = urlsplit(self.path)
@@ -411,6 +581,21 @@ class IngestServer:
                     response = module.lambda_handler(event, LocalLambdaContext(timeout_seconds=timeout))
                 payload = response.get("body") or ""
                 data = base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode()
+                if server.observer is not None:  # before answering, so it is recorded before what it causes
+                    server.observer(
+                        Exchange(
+                            self.command,
+                            parts.path,
+                            parts.query,
+                            dict(self.headers.items()),
+                            body,
+                            response["statusCode"],
+                            dict(response.get("headers") or {}),
+                            data,
+                            started,
+                            (time.perf_counter() - clock) * 1000,
+                        )
+                    )
                 self.send_response(response["statusCode"])
                 headers = dict(response.get("headers") or {})
                 for name, values in (response.get("multiValueHeaders") or {}).items():

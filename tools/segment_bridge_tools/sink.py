@@ -75,6 +75,8 @@ class ReceivedRequest:
     auth: str = "none"
     #: The Bearer token it carried (for responders that echo it, as a hostile error page might); never summarized.
     bearer: str | None = field(default=None, repr=False)
+    #: The Host the client addressed: the local stack gives each Segment region its own host name.
+    host: str | None = None
 
     def summary(self) -> dict[str, Any]:
         data = asdict(self)
@@ -131,6 +133,8 @@ class SegmentSink:
         self.token_responder: TokenResponder | None = None
         #: Seconds the sink's clock is ahead of the real one (negative: behind): clock-skew tests.
         self.clock_offset = 0.0
+        #: Called with every request once it is recorded (the local debugger watches through it).
+        self.observer: Callable[[ReceivedRequest], None] | None = None
         self._lock = threading.Lock()
         #: When the current thread's request line arrived, before its body was read (rate checks).
         self._arrival = threading.local()
@@ -223,6 +227,7 @@ class SegmentSink:
         request.auth = scheme if scheme in ("basic", "bearer") else "none"
         if request.auth == "bearer":
             request.bearer = (lower.get("authorization") or "")[7:].strip()
+        request.host = lower.get("host")
         status, body = self._validate(request, lower, raw)
         request.status = status
         if self.responder is not None:
@@ -401,6 +406,8 @@ class SegmentSink:
     def _record(self, request: ReceivedRequest) -> None:
         with self._lock:
             self.requests.append(request)
+        if self.observer is not None:
+            self.observer(request)
 
     # -- inspection -----------------------------------------------------------------------
     def snapshot(self) -> list[ReceivedRequest]:
