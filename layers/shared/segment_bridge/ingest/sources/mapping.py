@@ -146,6 +146,21 @@ def event_key(tool_id: Any, *qualifiers: Any) -> str | None:
     return ":".join([str(part) for part in (tool_id, *qualifiers) if part is not None])
 
 
+def exact_key(*parts: str | None) -> str:
+    """A key for the messageId from several parts, none of which can run into another: a ":" or
+    "\\" inside a part is escaped, so ("a:b", "c") and ("a", "b:c") stay two keys. Missing parts
+    keep their place (empty). For keys made of the tool's free text (addresses, URLs, times)."""
+    return ":".join(_escape(part) for part in parts)
+
+
+def _escape(part: str | None) -> str:
+    if not part:
+        return ""
+    if ":" in part or "\\" in part:
+        return part.replace("\\", "\\\\").replace(":", "\\:")
+    return part
+
+
 #: Where a tool keeps a value: a top-level key, a path of keys into nested objects, or a function
 #: of the event (for what takes more than a lookup, such as the first of a list).
 Location = str | tuple[str, ...] | Callable[[Mapping[str, Any]], Any]
