@@ -137,6 +137,21 @@ def test_lint_warnings_pass_unless_strict() -> None:
     assert invoke("lint", "--strict", "-", input=content).exit_code == 1
 
 
+def test_lint_allow_keeps_names_that_are_custom_on_purpose() -> None:
+    content = json.dumps(
+        [final(event="Item Added"), final(event="Order Completed", properties={"transaction_id": "t"})]
+    )
+    flagged = invoke("lint", "--json", "-", input=content)
+    assert [json.loads(line)["code"] for line in flagged.stdout.splitlines()] == [
+        "spec.event_name",
+        "spec.property_name",
+    ]
+    assert flagged.exit_code == 1
+    allowed = invoke("lint", "--allow", "Item Added", "--allow-property", "transaction_id", "-", input=content)
+    assert allowed.exit_code == 0 and allowed.stdout == "", allowed.stdout
+    assert invoke("lint", "--allow", "", "-", input=content).exit_code == 2
+
+
 def test_lint_json_output_is_one_object_per_finding() -> None:
     result = invoke("lint", "--json", "-", input=json.dumps([final(event="Purchase"), final(writeKey="x")]))
     lines = [json.loads(line) for line in result.stdout.splitlines()]
