@@ -121,7 +121,7 @@ class MailgunSource(Source[MailgunSettings]):
             # Mailgun's event id is "unique within a day" (its Events docs), and Segment's dedupe
             # outlives a day: with the event's own time, ids of two days can never meet. A retry
             # re-posts the same event-data, so both stay the same.
-            key=exact_key(event_id, timestamp) if event_id else None,
+            key=exact_key(event_id, text(event.get("timestamp"))) if event_id else None,
             timestamp=timestamp,
             user_id=custom_user_id(event.get("user-variables"), settings),
             email=text(event.get("recipient")),

@@ -142,7 +142,7 @@ class SendGridSource(Source[SendGridSettings]):
             tool=self.name,
             kind=kind,
             tool_id=text(event.get("sg_event_id")),  # the delivery's id: kept for QA, not the key
-            key=_event_key(event, kind, timestamp, email),
+            key=_event_key(event, kind, email),
             timestamp=timestamp,
             user_id=custom_user_id(event, settings),  # custom args arrive as top-level keys
             email=email,
@@ -151,7 +151,7 @@ class SendGridSource(Source[SendGridSettings]):
         ).track(name, properties)
 
 
-def _event_key(event: dict[str, Any], kind: str, timestamp: str | None, email: str | None) -> str | None:
+def _event_key(event: dict[str, Any], kind: str, email: str | None) -> str | None:
     """What identifies one SendGrid event whatever the delivery attempt.
 
     Not `sg_event_id`: SendGrid re-posts events, and a re-post can carry a new one
@@ -171,4 +171,6 @@ def _event_key(event: dict[str, Any], kind: str, timestamp: str | None, email: s
         detail = text(event.get("type"))
     elif kind == "deferred":
         detail = text(event.get("attempt"))
-    return exact_key(KEY_VERSION, message_id, kind, timestamp, email.lower() if email else None, detail)
+    # The time as SendGrid sent it (whole Unix seconds): the same in every re-post, and no ":" to escape.
+    seconds = text(event.get("timestamp"))
+    return exact_key(KEY_VERSION, message_id, kind, seconds, email.lower() if email else None, detail)
