@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..events import MappedEvent
-from ..tenants import NO_ALLOWLIST, Action, TenantConfig
+from ..tenants import Action, TenantConfig
 from .checks import Finding, apply_repairs, check_message
 
 Outcome = Literal["fixed", "warned", "rejected"]
@@ -69,9 +69,7 @@ class ConformanceReviewer:
     def review(self, mapped: MappedEvent, *, source: str, tenant_id: str, tenant: TenantConfig) -> Review:
         message = mapped.message
         policy = tenant.conformance
-        findings = check_message(
-            message, policy.allowlist_for(source) if policy.allow or policy.sources else NO_ALLOWLIST
-        )
+        findings = check_message(message, policy.allowlist_for(source))
         if not findings:
             return NOTHING_FOUND
         rules = policy.rules_for(source)

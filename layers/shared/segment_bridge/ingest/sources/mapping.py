@@ -149,16 +149,11 @@ def event_key(tool_id: Any, *qualifiers: Any) -> str | None:
 def exact_key(*parts: str | None) -> str:
     """A key for the messageId from several parts, none of which can run into another: a ":" or
     "\\" inside a part is escaped, so ("a:b", "c") and ("a", "b:c") stay two keys. Missing parts
-    keep their place (empty). For keys made of the tool's free text (addresses, URLs, times)."""
-    return ":".join(_escape(part) for part in parts)
-
-
-def _escape(part: str | None) -> str:
-    if not part:
-        return ""
-    if ":" in part or "\\" in part:
-        return part.replace("\\", "\\\\").replace(":", "\\:")
-    return part
+    keep their place (empty). For keys made of the tool's free text (addresses, URLs, times).
+    One comprehension, no call per part: it runs once per event (SendGrid: thousands a webhook)."""
+    return ":".join(
+        [(p.replace("\\", "\\\\").replace(":", "\\:") if ":" in p or "\\" in p else p) if p else "" for p in parts]
+    )
 
 
 #: Where a tool keeps a value: a top-level key, a path of keys into nested objects, or a function

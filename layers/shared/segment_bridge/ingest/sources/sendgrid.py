@@ -161,16 +161,13 @@ def _event_key(event: dict[str, Any], kind: str, email: str | None) -> str | Non
     attempt number of a deferral. Without `sg_message_id` (preference-center unsubscribes) the
     old key, `sg_event_id` and the type, is all there is.
     """
-    message_id = text(event.get("sg_message_id"))
-    if message_id is None:
-        return event_key(event.get("sg_event_id"), kind)
-    detail = None
-    if kind == "click":
-        detail = text(event.get("url"))
-    elif kind.startswith("bounce"):
-        detail = text(event.get("type"))
-    elif kind == "deferred":
-        detail = text(event.get("attempt"))
+    get = event.get
+    message_id = get("sg_message_id")
+    if not isinstance(message_id, str) or not message_id or message_id.isspace():
+        return event_key(get("sg_event_id"), kind)
+    detail = get("url") if kind == "click" else get("type") if kind[:6] == "bounce" else get("attempt")
     # The time as SendGrid sent it (whole Unix seconds): the same in every re-post, and no ":" to escape.
-    seconds = text(event.get("timestamp"))
-    return exact_key(KEY_VERSION, message_id, kind, seconds, email.lower() if email else None, detail)
+    # `attempt` counts only on deferrals; other types carry none, so reading it costs one lookup.
+    return exact_key(
+        KEY_VERSION, message_id, kind, text(get("timestamp")), email.lower() if email else None, text(detail)
+    )
