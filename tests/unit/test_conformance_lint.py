@@ -203,6 +203,10 @@ def test_catalog_json_is_self_contained() -> None:
     assert order["properties"]["total"] == "number" and order["properties"]["products"][0]["quantity"] == "integer"
     assert "Purchase" in order["synonyms"]
     assert document["reserved"]["identify_traits"]["address"]["postalCode"] == "string"
+    # What the name matcher reads besides the names: the vocabulary and the property synonyms.
+    ecommerce = next(c for c in document["categories"] if c["name"] == "Ecommerce v2")
+    assert ecommerce["words"]["item"] == "product" and document["vocabulary"]["words"]["begin"] == "start"
+    assert {"field": "order_id", "names": ["transaction_id"]}.items() <= document["property_synonyms"][0].items()
 
 
 def test_catalog_rejects_an_unknown_category() -> None:

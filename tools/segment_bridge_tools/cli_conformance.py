@@ -223,11 +223,19 @@ def catalog_command(wanted: str | None, reserved: bool, as_json: bool) -> None:
         document: dict[str, Any] = {"categories": [_category_json(c) for c in categories]}
         if reserved:
             document["reserved"] = {name: _fields_json(shape) for name, shape in reserved_shapes.items()}
+        vocabulary = CATALOG.vocabulary
+        document["vocabulary"] = {"words": dict(vocabulary.words), "irregular": dict(vocabulary.irregular)}
+        document["property_synonyms"] = [
+            {"field": s.field, "names": list(s.names), "in": sorted(s.scope), "why": s.why}
+            for s in CATALOG.property_synonyms
+        ]
         click.echo(json.dumps(document, indent=2))
         return
     objects: dict[str, Shape] = {}
     for category in categories:
         click.echo(f"{category.name}  ({category.doc})")
+        if category.words:
+            click.echo(_wrap("words: " + ", ".join(f"{k} = {v}" for k, v in category.words.items()), indent=2))
         for event in category.events:
             click.echo(f"  {event.name}")
             if event.properties.fields:
@@ -260,6 +268,7 @@ def _category_json(category: Category) -> dict[str, Any]:
     return {
         "name": category.name,
         "doc": category.doc,
+        "words": dict(category.words),
         "events": [
             {"name": e.name, "properties": _fields_json(e.properties), "synonyms": list(e.synonyms)}
             for e in category.events
