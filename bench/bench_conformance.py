@@ -1,17 +1,26 @@
-"""Cost of Spec conformance per message, on the ingest hot path and in `segment-bridge lint`.
+"""Cost of Spec conformance per message, on the ingest hot path and in `segment-bridge lint`, and
+the event-name matcher's fidelity.
 
     .venv/bin/python bench/bench_conformance.py [--quick]   (or `python -m bench --only conformance`)
 
 Measures microseconds per message for each check and, as a same-run baseline that makes the
 figures comparable across machines, the cost of `json.dumps` of the same message (ingest
 serializes every message once anyway). "cold" is a first-seen event name (the name matcher's
-cache missed: synonym and spelling search); "warm" is the steady state.
+cache missed: the word-by-word reading); "warm" is the steady state.
+
+Fidelity (issue 14, `bench/fidelity.py`): the share of generated near-misses of every Spec event
+the matcher names right, and the share of ordinary custom names it flags.
+
+Libraries weighed against the matcher's own code: a lemmatizer (lemminflect) and a fuzzy matcher
+(rapidfuzz), each timed in fresh interpreters (import = what a Lambda cold start would pay, against
+`import boto3` there) and per call (against the bridge's stemmer and edit distance in this run).
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import subprocess
 import sys
 import timeit
 from collections.abc import Callable
@@ -24,12 +33,16 @@ for path in (ROOT, ROOT / "layers" / "shared"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from bench.common import Section, fmt  # noqa: E402
+from bench.common import PYTHON, Section, fmt  # noqa: E402
+from bench.fidelity import MAX_FLAGGED_RATE, MIN_CAUGHT_RATE, measure  # noqa: E402
 from segment_bridge.conformance.checks import check_message  # noqa: E402
 from segment_bridge.conformance.lint import lint_message  # noqa: E402
 from segment_bridge.conformance.review import ConformanceReviewer  # noqa: E402
 from segment_bridge.events import MappedEvent  # noqa: E402
+from segment_bridge.spec.catalog import CATALOG  # noqa: E402
 from segment_bridge.spec.event_names import match_event_name  # noqa: E402
+from segment_bridge.spec.naming import osa_distance  # noqa: E402
+from segment_bridge.spec.words import stem  # noqa: E402
 from segment_bridge.tenants import TenantConfig  # noqa: E402
 
 CONTEXT = {
@@ -144,14 +157,111 @@ def cold_match(name: str, number: int) -> float:
 
 #: Calls timed per figure, by run size of `python -m bench` (smoke: only that it runs).
 SIZES = {"smoke": 200, "quick": 2_000, "full": 20_000}
-NAMES = ("Order Completed", "order_completed", "Purchase", "Order Complted", "Report Exported")
+#: Fresh interpreters per import figure, by run size.
+INTERPRETERS = {"smoke": 1, "quick": 3, "full": 7}
+NAMES = (
+    "Order Completed",
+    "order_completed",
+    "Purchase",
+    "Product Add",
+    "Cart Item Added",
+    "Order Complted",
+    "Report Exported",
+)
+
+#: What each library costs to bring in: (untimed setup, timed code): the import and the first call
+#: (which loads its data). The matcher's own is what it adds to a cold start on top of the catalog,
+#: which conformance loads anyway: its module, and its word index (built on the first near-miss).
+IMPORTS = {
+    "boto3": ("", "import boto3"),
+    "the name matcher (its module + word index)": (
+        "import segment_bridge.spec.catalog",
+        "from segment_bridge.spec.event_names import INDEX, match_event_name\nmatch_event_name('Product Add')",
+    ),
+    "lemminflect (import + first lemma)": ("", "import lemminflect\nlemminflect.getLemma('adding', upos='VERB')"),
+    "rapidfuzz (import of its OSA distance)": ("", "from rapidfuzz.distance import OSA\nOSA.distance('a', 'b')"),
+}
+_PROBE = """
+import sys, time
+sys.path[:0] = [{shared!r}]
+{setup}
+t = time.process_time()
+{code}
+print(time.process_time() - t)
+"""
+
+
+def import_ms(setup: str, code: str, times: int) -> float:
+    """Fastest CPU time of `code` (after `setup`) in `times` fresh interpreters (a cold start each), in ms."""
+    probe = _PROBE.format(shared=str(ROOT / "layers" / "shared"), setup=setup, code=code)
+    samples = []
+    for _ in range(times):
+        done = subprocess.run([PYTHON, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+        samples.append(float(done.stdout.strip().splitlines()[-1]) * 1000)
+    return min(samples)
+
+
+def weigh_libraries(section: Section, size: str, number: int) -> None:
+    times = INTERPRETERS[size]
+    costs = {label: import_ms(setup, code, times) for label, (setup, code) in IMPORTS.items()}
+    boto3 = costs.pop("boto3")
+    for label, ms in costs.items():
+        section.add(
+            f"Cold start, CPU ms / x `import boto3`: {label}",
+            f"{ms:.1f} ms / {ms / boto3:.2f}x",
+        )
+
+    import lemminflect
+    from rapidfuzz.distance import OSA
+
+    words = ("adding", "completed", "products", "cancelled", "tapped", "searches")
+    ours = per_call_us(lambda: [stem(w, CATALOG.vocabulary.irregular) for w in words], number)
+    theirs = per_call_us(lambda: [lemminflect.getLemma(w, upos="VERB") for w in words], number)
+    section.add(
+        f"Per call: lemminflect lemma / the bridge's stem, {len(words)} words",
+        f"{theirs / ours:.3f}x ({fmt(ours)} µs ours)",
+    )
+    pairs = (("complted", "completed"), ("prodcut", "product"), ("aplication", "application"), ("chart", "cart"))
+    ours = per_call_us(lambda: [osa_distance(a, b, 2) for a, b in pairs], number)
+    theirs = per_call_us(lambda: [OSA.distance(a, b, score_cutoff=2) for a, b in pairs], number)
+    section.add(
+        f"Per call: rapidfuzz OSA / the bridge's OSA, {len(pairs)} pairs",
+        f"{theirs / ours:.3f}x ({fmt(ours)} µs ours)",
+    )
+    section.notes.append(
+        "The matcher's word index is built on the first name that needs it (not at import). "
+        "Why the bridge uses neither library at run time: the matcher caches one verdict per distinct name, "
+        "so a stem or an edit distance is computed once per name per container (a few dozen per webhook "
+        "source at most), while a library's import is paid by every cold start of the ingest function. "
+        "Tests use both as oracles (tests/unit/test_event_name_matcher.py, test_conformance_names.py)."
+    )
+
+
+def fidelity(section: Section) -> None:
+    result = measure()
+    simple, harder = result.by_half["simple"], result.by_half["harder"]
+    section.add(
+        f"Near-misses of every Spec event named right (generated from the catalog: {result.total:,} names)",
+        f"{result.caught:,} / {result.total:,} = {result.caught_rate:.1%} "
+        f"(simpler half {simple[0]}/{simple[1]}, tense/order/synonyms {harder[0]}/{harder[1]})",
+        f">= {MIN_CAUGHT_RATE:.0%}",
+        result.caught_rate >= MIN_CAUGHT_RATE,
+    )
+    section.add(
+        f"Ordinary custom event names flagged as Spec near-misses ({result.custom_total} names)",
+        f"{len(result.flagged)} / {result.custom_total} = {result.flagged_rate:.1%}",
+        f"<= {MAX_FLAGGED_RATE:.0%}",
+        result.flagged_rate <= MAX_FLAGGED_RATE,
+    )
 
 
 def section(size: str, log: Any = None) -> Section:
     number = SIZES[size]
     section = Section(
-        "6. Spec conformance cost per message, against json.dumps of the same message (bench/bench_conformance.py)"
+        "6. Spec conformance cost per message, against json.dumps of the same message, and the name matcher's "
+        "fidelity (bench/bench_conformance.py)"
     )
+    fidelity(section)
     for label, message in MESSAGES.items():
         assert not check_message(message), check_message(message)
         dumps = per_call_us(partial(json.dumps, message, separators=(",", ":")), number)
@@ -166,6 +276,7 @@ def section(size: str, log: Any = None) -> Section:
             f"Event-name match, first time {name!r} is seen (then one dict lookup)",
             f"{cold_match(name, max(number // 10, 20)):.2f} µs",
         )
+    weigh_libraries(section, size, number)
     return section
 
 

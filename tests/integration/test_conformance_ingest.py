@@ -47,7 +47,7 @@ def test_default_policy_fixes_spec_near_misses_and_records_the_original(aws: dic
         (0, "spec.property_name", "fixed"),
         (0, "spec.property_type", "fixed"),
     ]
-    assert body["conformance"][0]["fix"] == 'rename the event to "Order Completed"'
+    assert body["conformance"][0]["fix"].startswith('rename the event to "Order Completed" (if "Purchase" is custom')
     (message,) = forwarded(aws["queue_url"])
     assert message["event"] == "Order Completed"
     assert message["properties"] == {"order_id": "o-1", "total": 27.5}
@@ -139,3 +139,45 @@ def test_a_write_key_in_the_body_is_reported_and_never_forwarded(aws: dict[str, 
 def test_conforming_events_add_nothing_to_the_response(aws: dict[str, str]) -> None:
     status, body = post(CLEAN)
     assert status == 202 and "conformance" not in body
+
+
+ITEM_ADDED = {"type": "track", "userId": "u1", "event": "Item Added", "properties": {"id": "i-1", "qty": 2}}
+
+
+def test_without_an_allowlist_a_near_miss_is_renamed_with_its_fields(aws: dict[str, str]) -> None:
+    status, body = post(ITEM_ADDED)
+    assert (
+        status == 202 and [c["code"] for c in body["conformance"]] == ["spec.event_name"] + ["spec.property_name"] * 2
+    )
+    (fixed,) = forwarded(aws["queue_url"])
+    assert fixed["event"] == "Product Added" and fixed["properties"] == {"product_id": "i-1", "quantity": 2}
+
+
+def test_an_allowlisted_name_goes_through_as_the_custom_event_it_is(aws: dict[str, str]) -> None:
+    policy(allow={"events": ["Item Added"]})
+    status, body = post(ITEM_ADDED)
+    assert status == 202 and body["accepted"] == 1 and "conformance" not in body
+    (kept,) = forwarded(aws["queue_url"])
+    assert kept["event"] == "Item Added" and kept["properties"] == ITEM_ADDED["properties"]
+
+
+ORDER = {"type": "track", "userId": "u1", "event": "Order Completed", "properties": {"transaction_id": "t-1"}}
+
+
+def test_another_sources_allowlist_does_not_apply(aws: dict[str, str]) -> None:
+    policy(allow={"events": ["Item Added"]}, sources={"stripe": {"allow": {"properties": ["transaction_id"]}}})
+    status, body = post(ORDER, ITEM_ADDED)
+    assert status == 202 and [(c["index"], c["code"]) for c in body["conformance"]] == [(0, "spec.property_name")]
+
+
+def test_a_source_allowlist_adds_to_the_tenants(aws: dict[str, str]) -> None:
+    policy(allow={"events": ["Item Added"]}, sources={"spec": {"allow": {"properties": ["transaction_id"]}}})
+    status, body = post(ORDER, ITEM_ADDED)
+    assert status == 202 and body["accepted"] == 2 and "conformance" not in body
+    assert [m["properties"] for m in forwarded(aws["queue_url"])] == [ORDER["properties"], ITEM_ADDED["properties"]]
+
+
+def test_a_malformed_allowlist_makes_the_tenant_document_invalid(aws: dict[str, str]) -> None:
+    policy(allow={"events": [""]})
+    status, body = post(ITEM_ADDED)
+    assert status == 503 and "message" in body  # the existing answer to an invalid tenant document

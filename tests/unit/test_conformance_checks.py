@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from segment_bridge.conformance.checks import Finding, apply_repairs, check_message
+from segment_bridge.conformance.checks import Finding, Repair, apply_repairs, check_message
 from segment_bridge.spec.catalog import CATALOG, load_catalog
 from segment_bridge.spec.naming import is_proper_case, is_snake_case
 
@@ -296,3 +296,99 @@ def test_oversized_names_and_keys_are_left_to_the_spec_model_or_checked_uncached
     assert check_message(track("purchase " * 40)) == []  # over 200 characters: normalize refuses it
     long_key = "someCamelCaseKey" * 20
     assert codes(track("Report Exported", **{long_key: 1})) == [("style.property_name", f"properties.{long_key}")]
+
+
+# -- property synonyms (issue 14) ----------------------------------------------------------------
+
+
+def order(properties: dict[str, Any], event: str = "Order Completed") -> dict[str, Any]:
+    return {"type": "track", "userId": "u1", "event": event, "properties": properties}
+
+
+@pytest.mark.parametrize(
+    "event, key, documented",
+    [
+        ("Order Completed", "transaction_id", "order_id"),
+        ("Order Completed", "transactionId", "order_id"),  # a synonym in another casing
+        ("Order Completed", "id", "order_id"),
+        ("Order Completed", "grand_total", "total"),
+        ("Order Completed", "order_total", "total"),
+        ("Order Completed", "currency_code", "currency"),
+        ("Order Completed", "promo_code", "coupon"),
+        ("Checkout Started", "transaction_id", "order_id"),
+        ("Product Viewed", "id", "product_id"),
+        ("Product Viewed", "item_id", "product_id"),
+        ("Product Viewed", "product_name", "name"),
+        ("Product Added", "qty", "quantity"),
+        ("Product Added", "unit_price", "price"),
+        ("Products Searched", "search_term", "query"),
+        ("Email Link Clicked", "url", "link_url"),
+        ("Video Playback Started", "duration", "total_length"),
+    ],
+)
+def test_documented_synonyms_of_spec_properties_are_renamed_with_their_reason(
+    event: str, key: str, documented: str
+) -> None:
+    value = 2 if documented in ("total", "quantity", "price", "total_length") else "x"
+    (finding,) = [f for f in check_message(order({key: value}, event)) if f.path.startswith("properties")]
+    assert (finding.code, finding.severity, finding.path) == ("spec.property_name", "error", f"properties.{key}")
+    assert finding.repair == Repair("rename", ("properties", key), documented)
+    assert f'another name for the documented field "{documented}" (' in finding.message
+    assert "allow.properties" in finding.fix
+
+
+def test_product_synonyms_apply_inside_products_and_the_order_id_one_at_the_top() -> None:
+    findings = check_message(order({"id": "o-1", "products": [{"id": "p-1", "qty": 1}]}))
+    assert [(f.path, f.repair.value if f.repair else None) for f in findings] == [
+        ("properties.id", "order_id"),
+        ("properties.products[0].id", "product_id"),
+        ("properties.products[0].qty", "quantity"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "event, key",
+    [
+        # Decided not to be synonyms (docs/conformance.md, Property names): too ambiguous to rename.
+        ("Order Completed", "price_total"),
+        ("Order Completed", "total_price"),
+        ("Order Completed", "amount"),
+        ("Order Completed", "total_amount"),
+        ("Order Completed", "order_number"),
+        ("Product Viewed", "cost"),
+        # Outside the events a synonym is scoped to.
+        ("Checkout Started", "id"),
+        ("Coupon Entered", "id"),
+    ],
+)
+def test_names_that_are_not_synonyms_are_custom_properties(event: str, key: str) -> None:
+    assert check_message(order({key: 1}, event)) == []
+
+
+def test_custom_events_keep_their_own_property_names() -> None:
+    # The reserved `currency` is checked on every event, but its synonyms only on Spec events.
+    assert check_message(order({"currency_code": "USD", "transaction_id": "t"}, "Report Exported")) == []
+
+
+def test_a_synonym_next_to_its_documented_key_is_another_property() -> None:
+    assert check_message(order({"order_id": "o-1", "id": "row-7"})) == []
+    # Of two synonyms of one field, the first is renamed and the second kept as it is.
+    findings = check_message(order({"id": "o-1", "transaction_id": "t-1"}))
+    assert [(f.path, f.repair) for f in findings] == [
+        ("properties.id", Repair("rename", ("properties", "id"), "order_id"))
+    ]
+
+
+def test_two_casings_of_one_documented_key_are_not_both_renamed_onto_it() -> None:
+    findings = check_message(order({"orderId": "a", "OrderID": "b"}))
+    assert [f.repair is not None for f in findings] == [True, False]
+    assert "another key is already renamed" in findings[1].message
+
+
+def test_catalog_refuses_a_synonym_that_is_a_documented_key() -> None:
+    from segment_bridge.spec.catalog import _read_catalog
+
+    raw = _read_catalog()
+    raw["property_synonyms"] = [{"field": "total", "names": ["subtotal"], "why": "no"}]
+    with pytest.raises(ValueError, match="is a documented key"):
+        load_catalog(raw)

@@ -137,6 +137,21 @@ def test_lint_warnings_pass_unless_strict() -> None:
     assert invoke("lint", "--strict", "-", input=content).exit_code == 1
 
 
+def test_lint_allow_keeps_names_that_are_custom_on_purpose() -> None:
+    content = json.dumps(
+        [final(event="Item Added"), final(event="Order Completed", properties={"transaction_id": "t"})]
+    )
+    flagged = invoke("lint", "--json", "-", input=content)
+    assert [json.loads(line)["code"] for line in flagged.stdout.splitlines()] == [
+        "spec.event_name",
+        "spec.property_name",
+    ]
+    assert flagged.exit_code == 1
+    allowed = invoke("lint", "--allow", "Item Added", "--allow-property", "transaction_id", "-", input=content)
+    assert allowed.exit_code == 0 and allowed.stdout == "", allowed.stdout
+    assert invoke("lint", "--allow", "", "-", input=content).exit_code == 2
+
+
 def test_lint_json_output_is_one_object_per_finding() -> None:
     result = invoke("lint", "--json", "-", input=json.dumps([final(event="Purchase"), final(writeKey="x")]))
     lines = [json.loads(line) for line in result.stdout.splitlines()]
@@ -188,6 +203,10 @@ def test_catalog_json_is_self_contained() -> None:
     assert order["properties"]["total"] == "number" and order["properties"]["products"][0]["quantity"] == "integer"
     assert "Purchase" in order["synonyms"]
     assert document["reserved"]["identify_traits"]["address"]["postalCode"] == "string"
+    # What the name matcher reads besides the names: the vocabulary and the property synonyms.
+    ecommerce = next(c for c in document["categories"] if c["name"] == "Ecommerce v2")
+    assert ecommerce["words"]["item"] == "product" and document["vocabulary"]["words"]["begin"] == "start"
+    assert {"field": "order_id", "names": ["transaction_id"]}.items() <= document["property_synonyms"][0].items()
 
 
 def test_catalog_rejects_an_unknown_category() -> None:

@@ -96,7 +96,9 @@ def test_every_typo_in_a_long_enough_word_maps_back(name: str) -> None:
     for kind, variant in typo_variants(name).items():
         match = match_event_name(variant)
         assert match is not None and match.canonical == name, (kind, variant)
-        assert match.how == "spelling"
+        # A doubled consonant ("Signned") is the stemmer's to undo, and "Checkkout" splits into
+        # "check out" (the vocabulary's "checkout"): the right event either way, only the reason differs.
+        assert match.how in ("spelling", "form", "synonym")
 
 
 def test_the_typo_table_covers_nearly_every_spec_event() -> None:

@@ -134,5 +134,6 @@ def test_decisions_serialize_for_the_response() -> None:
         "path": "event",
         "message": 'event "Purchase" is a synonym of the Spec event "Order Completed"; '
         "Segment rejects near-miss names of Spec events",
-        "fix": 'rename the event to "Order Completed"',
+        "fix": 'rename the event to "Order Completed" '
+        '(if "Purchase" is custom on purpose: conformance.allow.events in the tenant, or lint --allow)',
     }

@@ -1,11 +1,13 @@
 """`segment-bridge lint` and `segment-bridge catalog`: Spec conformance for the partner's own CI.
 
 `lint FILE` checks Spec messages (a JSON object, a JSON array, `{"batch": [...]}` or JSON lines)
-and prints every finding with its fix. Exit status: 1 if any finding is an error (with
-`--strict`, a warning) or the input is unusable, 2 for a usage error. `lint --source NAME FILE`
-first runs a raw webhook body through that source's mapping and the shared normalizer, so it
-checks exactly what the bridge would send. `catalog` prints the Spec events the checks know,
-with their properties.
+and prints every finding with its fix. `--allow NAME` keeps an event name that is custom on
+purpose out of the near-miss checks (`--allow-property KEY` a property key), as the tenant's
+`conformance.allow` does on ingest. Exit status: 1 if any finding is an error (with `--strict`,
+a warning) or the input is unusable, 2 for a usage error. `lint --source NAME FILE` first runs a
+raw webhook body through that source's mapping and the shared normalizer, so it checks exactly
+what the bridge would send. `catalog` prints the Spec events the checks know, with their
+properties.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import click
+from pydantic import ValidationError
 
 from segment_bridge.conformance.checks import Finding
 from segment_bridge.conformance.lint import lint_message
 from segment_bridge.ingest.sources import SOURCES
 from segment_bridge.spec.catalog import CATALOG, Category, FieldType, Shape
 from segment_bridge.spec.naming import comparison_key
+from segment_bridge.tenants import ConformanceAllowlist
 
 from .dry_run import dry_run
 
@@ -119,12 +123,38 @@ def source_messages(
     is_flag=True,
     help="Messages with only an anonymousId are a warning, not an error (identity policy 'anonymous').",
 )
+@click.option(
+    "--allow",
+    "allow_events",
+    multiple=True,
+    metavar="NAME",
+    help="An event name that is custom on purpose, never read as a Spec near-miss (repeatable; exactly as sent). "
+    "The tenant's conformance.allow.events does the same on ingest.",
+)
+@click.option(
+    "--allow-property",
+    "allow_properties",
+    multiple=True,
+    metavar="KEY",
+    help="A property key that is not the documented field it looks like (repeatable; conformance.allow.properties).",
+)
 @click.option("--strict", is_flag=True, help="Warnings fail the run too.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per finding instead of text.")
 def lint_command(
-    file: Any, source: str | None, content_type: str | None, allow_anonymous: bool, strict: bool, as_json: bool
+    file: Any,
+    source: str | None,
+    content_type: str | None,
+    allow_anonymous: bool,
+    allow_events: tuple[str, ...],
+    allow_properties: tuple[str, ...],
+    strict: bool,
+    as_json: bool,
 ) -> None:
     """Check Spec messages in FILE (or stdin) and print each finding with its fix."""
+    try:
+        allow = ConformanceAllowlist(events=allow_events, properties=allow_properties)
+    except ValidationError:
+        raise click.BadParameter("names must be 1-200 characters", param_hint="--allow / --allow-property") from None
     name = getattr(file, "name", "-")
     name = "<stdin>" if name == "-" else name
     body = file.read()
@@ -143,7 +173,9 @@ def lint_command(
 
     counts = {"error": 0, "warning": 0}
     for item in located:
-        findings = [item.problem] if item.problem else lint_message(item.message, allow_anonymous=allow_anonymous)
+        findings = (
+            [item.problem] if item.problem else lint_message(item.message, allow_anonymous=allow_anonymous, allow=allow)
+        )
         for finding in findings:
             counts[finding.severity] += 1
             click.echo(_format(item.where, finding, as_json))
@@ -191,11 +223,19 @@ def catalog_command(wanted: str | None, reserved: bool, as_json: bool) -> None:
         document: dict[str, Any] = {"categories": [_category_json(c) for c in categories]}
         if reserved:
             document["reserved"] = {name: _fields_json(shape) for name, shape in reserved_shapes.items()}
+        vocabulary = CATALOG.vocabulary
+        document["vocabulary"] = {"words": dict(vocabulary.words), "irregular": dict(vocabulary.irregular)}
+        document["property_synonyms"] = [
+            {"field": s.field, "names": list(s.names), "in": sorted(s.scope), "why": s.why}
+            for s in CATALOG.property_synonyms
+        ]
         click.echo(json.dumps(document, indent=2))
         return
     objects: dict[str, Shape] = {}
     for category in categories:
         click.echo(f"{category.name}  ({category.doc})")
+        if category.words:
+            click.echo(_wrap("words: " + ", ".join(f"{k} = {v}" for k, v in category.words.items()), indent=2))
         for event in category.events:
             click.echo(f"  {event.name}")
             if event.properties.fields:
@@ -228,6 +268,7 @@ def _category_json(category: Category) -> dict[str, Any]:
     return {
         "name": category.name,
         "doc": category.doc,
+        "words": dict(category.words),
         "events": [
             {"name": e.name, "properties": _fields_json(e.properties), "synonyms": list(e.synonyms)}
             for e in category.events

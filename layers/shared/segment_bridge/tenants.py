@@ -14,7 +14,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeVar
+from functools import cached_property
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
@@ -54,12 +55,57 @@ class ConformanceRules(BaseModel):
         return getattr(self, family) if family in ConformanceRules.model_fields else "warn"
 
 
+#: An allowlisted name: as sent, and no longer than the checks look at (longer names are the Spec model's).
+AllowedName = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class ConformanceAllowlist(BaseModel):
+    """Names a partner sends on purpose although the checks read them as a Spec near-miss.
+
+    Matched exactly as sent (Segment keeps "Item Added" and "item_added" apart too). An allowed
+    event name is a custom event: it is never renamed, its properties are checked as a custom
+    event's, and it still gets the style checks. An allowed property key is never renamed to the
+    documented key it looks like ("transaction_id" stays). See docs/conformance.md.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    events: tuple[AllowedName, ...] = ()
+    properties: tuple[AllowedName, ...] = ()
+
+    @cached_property
+    def event_names(self) -> frozenset[str]:
+        """`events` for lookups (the checks ask once per track message)."""
+        return frozenset(self.events)
+
+    @cached_property
+    def property_keys(self) -> frozenset[str]:
+        return frozenset(self.properties)
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.properties)
+
+    def union(self, other: ConformanceAllowlist | None) -> ConformanceAllowlist:
+        if not other:
+            return self
+        return ConformanceAllowlist(
+            events=tuple(dict.fromkeys(self.events + other.events)),
+            properties=tuple(dict.fromkeys(self.properties + other.properties)),
+        )
+
+
+#: The allowlist of a tenant that has none (nearly all): shared, so checks test it at no cost.
+NO_ALLOWLIST = ConformanceAllowlist()
+
+
 class RuleOverrides(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     spec: Action | None = None
     style: Action | None = None
     partner: Action | None = None
+    #: Added to the tenant-wide allowlist for this source.
+    allow: ConformanceAllowlist | None = None
 
 
 class ConformancePolicy(ConformanceRules):
@@ -68,7 +114,8 @@ class ConformancePolicy(ConformanceRules):
     Stored in the tenant secret under `conformance` (see docs/conformance.md):
 
         {"spec": "fix", "style": "warn", "partner": "fix",
-         "sources": {"stripe": {"style": "fix"}}}
+         "allow": {"events": ["Item Added"]},
+         "sources": {"stripe": {"style": "fix"}, "spec": {"allow": {"properties": ["transaction_id"]}}}}
 
     - `fix`: apply the finding's safe repair and record the original in `context.conformance`; a
       finding with no safe repair is refused if it is an error and forwarded if it is a warning, so
@@ -79,13 +126,27 @@ class ConformancePolicy(ConformanceRules):
 
     #: Per-source overrides of the tenant-wide rules, keyed by source name.
     sources: dict[str, RuleOverrides] = Field(default_factory=dict)
+    #: Names that are custom on purpose, for every source (each source's `allow` adds to it).
+    allow: ConformanceAllowlist = NO_ALLOWLIST
 
     def rules_for(self, source: str) -> ConformanceRules:
         rules = {name: getattr(self, name) for name in ConformanceRules.model_fields}
         override = self.sources.get(source)
         if override is not None:
-            rules.update(override.model_dump(exclude_none=True))
+            rules.update(override.model_dump(exclude_none=True, exclude={"allow"}))
         return ConformanceRules.model_construct(**rules)
+
+    @cached_property
+    def allowlists(self) -> dict[str, ConformanceAllowlist]:
+        """source -> its allowlist, each merged once: the reviewer asks for every event."""
+        return {}
+
+    def allowlist_for(self, source: str) -> ConformanceAllowlist:
+        found = self.allowlists.get(source)
+        if found is None:
+            override = self.sources.get(source)
+            found = self.allowlists[source] = self.allow.union(override.allow if override else None)
+        return found
 
 
 class IdentityPolicy(BaseModel):

@@ -28,6 +28,7 @@ from typing import Any, Literal
 from ..spec import (
     CATALOG,
     FieldType,
+    NameMatch,
     Shape,
     SpecEvent,
     TypeOption,
@@ -38,6 +39,7 @@ from ..spec import (
     to_proper_case,
     to_snake_case,
 )
+from ..tenants import NO_ALLOWLIST, ConformanceAllowlist
 
 Severity = Literal["error", "warning"]
 PathPart = str | int
@@ -82,41 +84,50 @@ def format_path(path: Path) -> str:
 # -- the entry point --------------------------------------------------------------------------
 
 
-def check_message(message: dict[str, Any]) -> list[Finding]:
+def check_message(message: dict[str, Any], allow: ConformanceAllowlist = NO_ALLOWLIST) -> list[Finding]:
     """Every Spec, style and partner finding in one message. Malformed parts are left to the Spec
-    model (normalize/lint): a `properties` that is not an object is simply not inspected here."""
+    model (normalize/lint): a `properties` that is not an object is simply not inspected here.
+
+    `allow` holds the names the partner sends on purpose (the tenant's allowlist): an allowed
+    event name is a custom event, an allowed key is never read as another documented one.
+    """
     findings: list[Finding] = []
     _check_write_key(message, findings)
+    keys = allow.property_keys
     kind = message.get("type")
     if kind == "track":
-        _check_track(message, findings)
+        _check_track(message, findings, allow)
     elif kind == "identify":
-        _check_object(message.get("traits"), CATALOG.identify_traits, ("traits",), findings, _TRAITS)
+        _check_object(message.get("traits"), CATALOG.identify_traits, ("traits",), findings, _TRAITS, keys)
     elif kind == "group":
-        _check_object(message.get("traits"), CATALOG.group_traits, ("traits",), findings, _TRAITS)
+        _check_object(message.get("traits"), CATALOG.group_traits, ("traits",), findings, _TRAITS, keys)
     elif kind == "page":
-        _check_object(message.get("properties"), CATALOG.page_properties, ("properties",), findings, _PROPERTIES)
+        _check_object(message.get("properties"), CATALOG.page_properties, ("properties",), findings, _PROPERTIES, keys)
     elif kind == "screen":
-        _check_object(message.get("properties"), CATALOG.screen_properties, ("properties",), findings, _PROPERTIES)
+        shape = CATALOG.screen_properties
+        _check_object(message.get("properties"), shape, ("properties",), findings, _PROPERTIES, keys)
     context = message.get("context")
     if isinstance(context, dict):
-        _check_object(context, CATALOG.context, ("context",), findings, _NESTED)
-        _check_object(context.get("traits"), CATALOG.identify_traits, ("context", "traits"), findings, _TRAITS)
+        _check_object(context, CATALOG.context, ("context",), findings, _NESTED, keys)
+        _check_object(context.get("traits"), CATALOG.identify_traits, ("context", "traits"), findings, _TRAITS, keys)
     return findings
 
 
 # -- names ------------------------------------------------------------------------------------
 
 
-def _check_track(message: dict[str, Any], findings: list[Finding]) -> None:
+def _check_track(message: dict[str, Any], findings: list[Finding], allow: ConformanceAllowlist) -> None:
     name = message.get("event")
     event = None
     if isinstance(name, str) and 0 < len(name) <= _MAX_CACHED_LENGTH:  # longer: the Spec model refuses it
-        event, finding = _event_name_verdict(name)
+        if name in allow.event_names:
+            finding = _custom_name_verdict(name)
+        else:
+            event, finding = _event_name_verdict(name)
         if finding is not None:
             findings.append(finding)
     shape = event.checked_properties if event is not None else CATALOG.track_properties
-    _check_object(message.get("properties"), shape, ("properties",), findings, _PROPERTIES)
+    _check_object(message.get("properties"), shape, ("properties",), findings, _PROPERTIES, allow.property_keys)
     if event is not None:
         _check_expected_context(message, event.category, event.expected_context, findings)
 
@@ -133,11 +144,17 @@ def _event_name_verdict(name: str) -> tuple[SpecEvent | None, Finding | None]:
         event = CATALOG.event(match.canonical)
         if match.how == "exact":
             return event, None
-        return event, _event_name_finding(name, match.canonical, match.how, match.matched)
+        return event, _event_name_finding(name, match)
+    return None, _custom_name_verdict(name)
+
+
+@lru_cache(maxsize=8192)
+def _custom_name_verdict(name: str) -> Finding | None:
+    """The style finding about a custom event name (None when it is Proper Case)."""
     if is_proper_case(name):
-        return None, None
+        return None
     proper = to_proper_case(name)
-    return None, Finding(
+    return Finding(
         "style.event_name",
         "warning",
         "event",
@@ -149,22 +166,25 @@ def _event_name_verdict(name: str) -> tuple[SpecEvent | None, Finding | None]:
 
 _HOW = {
     "casing": "is the Spec event {canonical} in another casing",
+    "form": "is the Spec event {canonical} in another form",
     "synonym": "is a synonym of the Spec event {canonical}",
-    "spelling": "looks like a misspelling of {matched}",
+    "spelling": "looks like a misspelling of the Spec event {canonical}",
 }
 
 
-def _event_name_finding(name: str, canonical: str, how: str, matched: str) -> Finding:
-    explained = _HOW[how].format(canonical=quote(canonical), matched=quote(matched))
-    if how == "spelling" and matched != canonical:
-        explained += f", a synonym of the Spec event {quote(canonical)}"
+def _event_name_finding(name: str, match: NameMatch) -> Finding:
+    """The finding names the canonical event and why the name reads as it (the matcher's reasons)."""
+    explained = _HOW[match.how].format(canonical=quote(match.canonical))
+    if match.reasons:
+        explained += f" ({'; '.join(match.reasons)})"
     return Finding(
         "spec.event_name",
         "error",
         "event",
         f"event {quote(name)} {explained}; Segment rejects near-miss names of Spec events",
-        f"rename the event to {quote(canonical)}",
-        Repair("set", ("event",), canonical),
+        f"rename the event to {quote(match.canonical)} (if {quote(name)} is custom on purpose: "
+        "conformance.allow.events in the tenant, or lint --allow)",
+        Repair("set", ("event",), match.canonical),
     )
 
 
@@ -206,40 +226,72 @@ _PROPERTIES = _KeyRules(snake_case=True, variants_are_style=False, nested=_NESTE
 _TRAITS = _KeyRules(snake_case=False, variants_are_style=True)
 
 
-def _check_object(obj: Any, shape: Shape, path: Path, findings: list[Finding], rules: _KeyRules) -> None:
+def _check_object(
+    obj: Any, shape: Shape, path: Path, findings: list[Finding], rules: _KeyRules, allowed: frozenset[str]
+) -> None:
     if not isinstance(obj, dict):
         return
     nested = rules.nested or rules
     fields = shape.fields
+    #: Documented keys a repair already renames a key to (two "orderId"-like keys: only the first).
+    claimed: set[str] | None = None
     for key, value in obj.items():
         field = fields.get(key)
         if field is None:
             classify = _classify_key_cached if len(key) <= _MAX_CACHED_LENGTH else _classify_key
-            documented, snake_case = classify(shape, key)
-            if documented is not None:
-                findings.append(_key_variant_finding(obj, key, documented, path, rules))
+            documented, why, snake_case = classify(shape, key)
+            if (
+                documented is not None
+                and why is not None
+                and (documented in obj or (claimed and documented in claimed))
+            ):
+                documented = None  # the documented key is there (or will be): this one is another property
+            if documented is not None and key not in allowed:
+                finding = _key_variant_finding(obj, key, documented, why, path, rules)
+                if claimed is None:
+                    claimed = set()
+                if documented in claimed and finding.repair is not None:
+                    finding = _without_repair(finding, f"another key is already renamed to {quote(documented)}")
+                claimed.add(documented)
+                findings.append(finding)
                 field = fields[documented]
-            elif rules.snake_case and not snake_case:
+            elif rules.snake_case and not snake_case and key not in allowed:
                 findings.append(_snake_case_finding(obj, key, path))
         # A plain value of a fitting type (most of them) has nothing to check: skip the call.
         if field is not None and value is not None and type(value) not in field.plain_types:
-            _check_value(value, field, path + (key,), findings, nested)
+            _check_value(value, field, path + (key,), findings, nested, allowed)
 
 
-def _classify_key(shape: Shape, key: str) -> tuple[str | None, bool]:
-    """An undocumented key: the documented key it is another form of (or None), and whether it is
-    snake_case. Cached below: partners send the same keys over and over."""
-    return shape.keys.get(comparison_key(key)), is_snake_case(key)
+def _classify_key(shape: Shape, key: str) -> tuple[str | None, str | None, bool]:
+    """An undocumented key: the documented key it is another form or a synonym of (or None), the
+    synonym's reason (None for another form), and whether it is snake_case. Cached below:
+    partners send the same keys over and over."""
+    comparable = comparison_key(key)
+    documented = shape.keys.get(comparable)
+    if documented is not None:
+        return documented, None, is_snake_case(key)
+    documented, why = shape.synonyms.get(comparable, (None, None))
+    return documented, why, is_snake_case(key)
 
 
 _classify_key_cached = lru_cache(maxsize=32768)(_classify_key)
 
 
-def _key_variant_finding(obj: dict[str, Any], key: str, documented: str, path: Path, rules: _KeyRules) -> Finding:
+def _key_variant_finding(
+    obj: dict[str, Any], key: str, documented: str, why: str | None, path: Path, rules: _KeyRules
+) -> Finding:
     where = format_path(path + (key,))
     both = documented in obj
     code: str
     severity: Severity
+    if why is not None:
+        message = f"{where} is another name for the documented field {quote(documented)} ({why})"
+        fix = (
+            f"rename {quote(key)} to {quote(documented)} (if {quote(key)} is another value on purpose: "
+            "conformance.allow.properties in the tenant, or lint --allow-property)"
+        )
+        repair = Repair("rename", path + (key,), documented)
+        return Finding("spec.property_name", "error", where, message + "; destinations read only that", fix, repair)
     if rules.variants_are_style:
         code, severity = "style.trait_name", "warning"
         message = f"{where} is the reserved trait {quote(documented)} in another form"
@@ -252,6 +304,12 @@ def _key_variant_finding(obj: dict[str, Any], key: str, documented: str, path: P
             message += " and both are present"
     fix = f"remove {quote(key)} and keep {quote(documented)}" if both else f"rename {quote(key)} to {quote(documented)}"
     return Finding(code, severity, where, message, fix, None if both else Repair("rename", path + (key,), documented))
+
+
+def _without_repair(finding: Finding, why: str) -> Finding:
+    return Finding(
+        finding.code, finding.severity, finding.path, f"{finding.message}; {why}", "keep one of the two keys"
+    )
 
 
 def _snake_case_finding(obj: dict[str, Any], key: str, path: Path) -> Finding:
@@ -278,14 +336,16 @@ _DECIMAL = re.compile(r"-?\d+(?:\.\d+)?")
 _INTEGER = re.compile(r"-?\d+")
 
 
-def _check_value(value: Any, field: FieldType, path: Path, findings: list[Finding], rules: _KeyRules) -> None:
+def _check_value(
+    value: Any, field: FieldType, path: Path, findings: list[Finding], rules: _KeyRules, allowed: frozenset[str]
+) -> None:
     for option in field.options:
         if option.shape is not None and option.array and isinstance(value, list):
-            _check_items(value, option.shape, path, findings, rules)  # products[]: item by item
+            _check_items(value, option.shape, path, findings, rules, allowed)  # products[]: item by item
             return
         if _fits(value, option):
             if option.shape is not None:
-                _check_object(value, option.shape, path, findings, rules)
+                _check_object(value, option.shape, path, findings, rules, allowed)
             return
     fixed = next((c for c in (_coerce(value, o) for o in field.options) if c is not _NO_FIX), _NO_FIX)
     where = format_path(path)
@@ -302,10 +362,12 @@ def _check_value(value: Any, field: FieldType, path: Path, findings: list[Findin
     )
 
 
-def _check_items(items: list[Any], shape: Shape, path: Path, findings: list[Finding], rules: _KeyRules) -> None:
+def _check_items(
+    items: list[Any], shape: Shape, path: Path, findings: list[Finding], rules: _KeyRules, allowed: frozenset[str]
+) -> None:
     for index, item in enumerate(items):
         if isinstance(item, dict):
-            _check_object(item, shape, path + (index,), findings, rules)
+            _check_object(item, shape, path + (index,), findings, rules, allowed)
         else:
             where = format_path(path + (index,))
             findings.append(

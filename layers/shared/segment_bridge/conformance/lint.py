@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..spec import CALL_TYPES, CATALOG, describe_validation_error, message_adapter
+from ..tenants import NO_ALLOWLIST, ConformanceAllowlist
 from .checks import Finding, check_message, quote
 
 #: Segment's partner docs: the slugified tool name, and a version starting at 1.0.0.
@@ -21,11 +22,14 @@ INTEGRATION_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 INTEGRATION_VERSION = re.compile(r"\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?")
 
 
-def lint_message(message: Any, *, allow_anonymous: bool = False) -> list[Finding]:
+def lint_message(
+    message: Any, *, allow_anonymous: bool = False, allow: ConformanceAllowlist = NO_ALLOWLIST
+) -> list[Finding]:
     """All findings for one message; any `error` means Segment, or its partner review, would refuse it.
 
     `allow_anonymous` makes a message with only an anonymousId a warning instead of an error
-    (the bridge's `identity.missing_user_id: anonymous` policy).
+    (the bridge's `identity.missing_user_id: anonymous` policy); `allow` is the tenant's
+    conformance allowlist (names that are custom on purpose).
     """
     if not isinstance(message, dict):
         return [
@@ -33,7 +37,7 @@ def lint_message(message: Any, *, allow_anonymous: bool = False) -> list[Finding
         ]
     findings = _required(message, allow_anonymous)
     findings += _integration(message)
-    findings += check_message(message)
+    findings += check_message(message, allow)
     if not any(f.code == "spec.required" for f in findings):
         try:
             message_adapter().validate_python(message)

@@ -68,10 +68,11 @@ class ConformanceReviewer:
 
     def review(self, mapped: MappedEvent, *, source: str, tenant_id: str, tenant: TenantConfig) -> Review:
         message = mapped.message
-        findings = check_message(message)
+        policy = tenant.conformance
+        findings = check_message(message, policy.allowlist_for(source))
         if not findings:
             return NOTHING_FOUND
-        rules = tenant.conformance.rules_for(source)
+        rules = policy.rules_for(source)
         decisions = [Decision(f, decide(f, rules.action_for(f.family))) for f in findings]
         if any(d.outcome == "rejected" for d in decisions):
             # Nothing is changed in a refused event: what would have been fixed is only reported.

@@ -35,7 +35,7 @@ from .mapping import (
     as_list,
     custom_user_id,
     dig,
-    event_key,
+    exact_key,
     first_item,
     from_unix,
     read_properties,
@@ -147,12 +147,17 @@ class MailgunSource(Source[MailgunSettings]):
             suppressed = str(event.get("reason") or "").startswith("suppress-")
             kind = "failed/suppressed" if suppressed else f"failed/{text(event.get('severity')) or 'permanent'}"
         client = event.get("client-info")
+        event_id = text(event.get("id"))
+        timestamp = from_unix(event.get("timestamp"))
         tool_event = ToolEvent(
             tool=self.name,
             kind=kind,
-            tool_id=text(event.get("id")),
-            key=event_key(event.get("id")),
-            timestamp=from_unix(event.get("timestamp")),
+            tool_id=event_id,
+            # Mailgun's event id is "unique within a day" (its Events docs), and Segment's dedupe
+            # outlives a day: with the event's own time, ids of two days can never meet. A retry
+            # re-posts the same event-data, so both stay the same.
+            key=exact_key(event_id, text(event.get("timestamp"))) if event_id else None,
+            timestamp=timestamp,
             user_id=custom_user_id(event.get("user-variables"), settings),
             email=text(event.get("recipient")),
             ip=text(event.get("ip")),

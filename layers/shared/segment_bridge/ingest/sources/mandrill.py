@@ -134,7 +134,9 @@ class MandrillSource(Source[MandrillSettings]):
             tool=self.name,
             kind=kind,
             tool_id=message_id,
-            key=event_key(message_id, kind, event.get("ts")),
+            # A click also names its link: link scanners click every link of a message in one
+            # second, and each click is its own event (other types keep the key they always had).
+            key=event_key(message_id, kind, event.get("ts"), text(event.get("url")) if kind == "click" else None),
             timestamp=from_unix(event.get("ts")),
             user_id=custom_user_id(dig(msg, "metadata"), settings),
             email=text(dig(msg, "email")),

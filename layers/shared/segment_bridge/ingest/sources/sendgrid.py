@@ -25,6 +25,7 @@ from .mapping import (
     as_list,
     custom_user_id,
     event_key,
+    exact_key,
     flag,
     from_unix,
     read_properties,
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
 
 SIGNATURE_HEADER = "x-twilio-email-event-webhook-signature"
 TIMESTAMP_HEADER = "x-twilio-email-event-webhook-timestamp"
+#: Starts every event key derived from the event's content (`_event_key`), so none can equal a key
+#: of the earlier form, `sg_event_id:type`, which events without `sg_message_id` still get.
+KEY_VERSION = "sg2"
 
 EVENTS = EventTable(
     tool="sendgrid",
@@ -148,16 +152,38 @@ class SendGridSource(Source[SendGridSettings]):
         if tags:
             properties["tags"] = tags
         recipient_action = kind in RECIPIENT_ACTIONS
-        event_id = event.get("sg_event_id")
+        timestamp = from_unix(event.get("timestamp"))
+        email = text(event.get("email"))
         return ToolEvent(
             tool=self.name,
             kind=kind,
-            tool_id=text(event_id),
-            # The type is part of the key: SendGrid's own sample reuses one sg_event_id for all types.
-            key=event_key(event_id, kind),
-            timestamp=from_unix(event.get("timestamp")),
+            tool_id=text(event.get("sg_event_id")),  # the delivery's id: kept for QA, not the key
+            key=_event_key(event, kind, email),
+            timestamp=timestamp,
             user_id=custom_user_id(event, settings),  # custom args arrive as top-level keys
-            email=text(event.get("email")),
+            email=email,
             ip=text(event.get("ip")) if recipient_action else None,
             user_agent=text(event.get("useragent")) if recipient_action else None,
         ).track(name, properties)
+
+
+def _event_key(event: dict[str, Any], kind: str, email: str | None) -> str | None:
+    """What identifies one SendGrid event whatever the delivery attempt.
+
+    Not `sg_event_id`: SendGrid re-posts events, and a re-post can carry a new one
+    (sendgrid-nodejs#1435), which would make one open two messages in Segment. One event is one
+    message (`sg_message_id`, per recipient), one type, one second and one recipient; plus the
+    link for a click (two links clicked in one second are two events), the bounce type, and the
+    attempt number of a deferral. Without `sg_message_id` (preference-center unsubscribes) the
+    old key, `sg_event_id` and the type, is all there is.
+    """
+    get = event.get
+    message_id = get("sg_message_id")
+    if not isinstance(message_id, str) or not message_id or message_id.isspace():
+        return event_key(get("sg_event_id"), kind)
+    detail = get("url") if kind == "click" else get("type") if kind[:6] == "bounce" else get("attempt")
+    # The time as SendGrid sent it (whole Unix seconds): the same in every re-post, and no ":" to escape.
+    # `attempt` counts only on deferrals; other types carry none, so reading it costs one lookup.
+    return exact_key(
+        KEY_VERSION, message_id, kind, text(get("timestamp")), email.lower() if email else None, text(detail)
+    )
