@@ -30,7 +30,10 @@ TENANT_ROUTE = "/v1/tenants/<tenant>"
 install_error_handlers(
     app,
     name="admin",
-    route_hint="tenants are PUT/GET/DELETE /v1/tenants/{tenant}, POST /v1/tenants/{tenant}/oauth-key and /check",
+    route_hint=(
+        "tenants are PUT/GET/DELETE /v1/tenants/{tenant}, POST /v1/tenants/{tenant}/oauth-key, /check and "
+        "/bridge-keys, DELETE /v1/tenants/{tenant}/bridge-keys/{id}"
+    ),
     retry_hint="retry later",
 )
 #: Largest admin request body: a tenant document is a few KB, and Secrets Manager holds at most 64 KiB.
@@ -119,6 +122,19 @@ def make_oauth_key(tenant: str) -> Response[str]:
 def check_tenant(tenant: str) -> Response[str]:
     who = caller()
     return answer("Check", tenant, who, get_admin().check(tenant))
+
+
+@app.post(f"{TENANT_ROUTE}/bridge-keys")
+def add_bridge_key(tenant: str) -> Response[str]:
+    """A new bridge key (Segment's libraries -> the Tracking API routes); the key is in this answer only."""
+    who = caller()
+    return answer("BridgeKeyAdd", tenant, who, get_admin().add_bridge_key(tenant))
+
+
+@app.delete(f"{TENANT_ROUTE}/bridge-keys/<key_id>")
+def revoke_bridge_key(tenant: str, key_id: str) -> Response[str]:
+    who = caller()
+    return answer("BridgeKeyRevoke", tenant, who, get_admin().revoke_bridge_key(tenant, key_id))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)

@@ -2,10 +2,13 @@
 
 All decisions live in `segment_bridge.ingest`; this module wires its adapters and only translates:
 the result is a 202, or a 422 when no event was accepted (skipped events reported on both).
+Segment's own Tracking API (`POST /v1/batch`, `/v1/track`...) is a `TrackingRequest` and its
+answer the one `tracking_api.answer` gives (what Segment's libraries understand).
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from functools import lru_cache
 from typing import Any
@@ -20,7 +23,15 @@ from segment_bridge.config import get_settings
 from segment_bridge.conformance import OUTCOMES, ConformanceReviewer
 from segment_bridge.events import WebhookRequest
 from segment_bridge.identity import DynamoDBIdentityStore, TableIdentityResolver
-from segment_bridge.ingest import DynamoDBReplayGuard, Ingestor, IngestResult, SqsQueue, get_source
+from segment_bridge.ingest import (
+    DynamoDBReplayGuard,
+    Ingestor,
+    IngestResult,
+    SqsQueue,
+    TrackingRequest,
+    get_source,
+    tracking_api,
+)
 from segment_bridge.observability import freeze_setup_objects, logger, metrics
 from segment_bridge.tenants import TENANT_ID_RULE, SecretsManagerTenants, is_valid_tenant_id
 
@@ -124,6 +135,37 @@ def count_conformance(decisions: list[dict[str, Any]], source: str, tenant: str)
                 "findings": dict(Counter(f"{d['code']}:{d['action']}" for d in decisions)),
             },
         )
+
+
+def receive_tracking_call(call: str) -> Response[str]:
+    """Segment's Tracking API, as Segment's libraries send it (the tenant is named by the bridge key)."""
+    event = app.current_event
+    request = TrackingRequest(
+        route=call,
+        body=raw_body(event),
+        headers={k.lower(): v for k, v in (event.headers or {}).items()},
+        received_at=time.time(),
+    )
+    tenant, result = get_ingestor().handle_tracking_api(request)
+    record_metrics(result, tracking_api.SOURCE_NAME, tenant)
+    answer = tracking_api.answer(len(result.accepted), result.rejected)
+    if result.rejected:
+        # A library cannot show per-message refusals: the reasons are here (and in the debugger).
+        logger.warning(
+            "tracking api messages refused",
+            extra={"tenant": tenant, "call": call, "refused": result.rejected[:20], "accepted": len(result.accepted)},
+        )
+    else:
+        logger.info(
+            "tracking api call accepted", extra={"tenant": tenant, "call": call, "accepted": len(result.accepted)}
+        )
+    response = json_response(answer.status, answer.body)
+    response.headers.update(answer.headers)
+    return response
+
+
+for _call in tracking_api.ROUTES:  # one route per call, as the template declares them
+    app.post(f"/v1/{_call}")(lambda _c=_call: receive_tracking_call(_c))
 
 
 @app.route(WEBHOOK_ROUTE, method="HEAD")

@@ -1,9 +1,9 @@
-"""`segment-bridge tenants put|show|list|delete|oauth-keygen|check`: manage tenant secrets in Secrets Manager.
+"""`segment-bridge tenants put|show|list|delete|oauth-keygen|check|key`: manage tenant secrets in Secrets Manager.
 
 Secrets are written through boto3 (so `AWS_ENDPOINT_URL` points the CLI at moto locally) and
 validated with the same `TenantConfig` model the Lambdas use, so a bad secret is refused here
 rather than discovered by the forwarder. `show` masks the writeKey and every signing secret.
-`put`, `show`, `delete`, `oauth-keygen` and `check` are the admin API's own implementation
+`put`, `show`, `delete`, `oauth-keygen`, `check` and `key` are the admin API's own implementation
 (`segment_bridge.admin.TenantAdmin`), so the CLI and the partner's settings page cannot disagree.
 """
 
@@ -202,3 +202,46 @@ def check(tenant: str, prefix: str) -> None:
     click.echo(json.dumps(body, indent=2))
     if not body.get("ok"):
         raise SystemExit(1)
+
+
+@tenants.group("key")
+def key() -> None:
+    """Bridge keys: what Segment's libraries send as their writeKey to the bridge's /v1/batch, /v1/track...
+
+    A tenant holds at most two, so a partner rotates without downtime: `key add`, deploy the new key,
+    `key revoke` the old one.
+    """
+
+
+@key.command("add")
+@click.argument("tenant", callback=lambda _c, _p, v: _check_tenant(v))
+@prefix_option
+def key_add(tenant: str, prefix: str) -> None:
+    """Make a bridge key for TENANT and print it (once: only its hash is stored)."""
+    body = _run(lambda: _admin(prefix).add_bridge_key(tenant)).body
+    click.echo(body["key"])
+    click.echo(
+        f"key {body['id']} for {tenant}: use it as the library's writeKey, with host set to the bridge "
+        f"(it is not shown again; {len(body['keys'])} of 2 keys in use)",
+        err=True,
+    )
+
+
+@key.command("revoke")
+@click.argument("tenant", callback=lambda _c, _p, v: _check_tenant(v))
+@click.argument("key_id")
+@prefix_option
+def key_revoke(tenant: str, key_id: str, prefix: str) -> None:
+    """Revoke TENANT's bridge key KEY_ID (as `key list` shows it)."""
+    body = _run(lambda: _admin(prefix).revoke_bridge_key(tenant, key_id)).body
+    click.echo(f"revoked {body['revoked']} for {tenant}; {len(body['keys'])} key(s) left")
+
+
+@key.command("list")
+@click.argument("tenant", callback=lambda _c, _p, v: _check_tenant(v))
+@prefix_option
+def key_list(tenant: str, prefix: str) -> None:
+    """TENANT's bridge keys: id and creation time (the keys themselves are never stored)."""
+    view = _run(lambda: _admin(prefix).get(tenant)).body
+    for entry in view["config"]["bridge_keys"]:
+        click.echo(f"{entry['id']}  {entry['created_at']}")

@@ -107,6 +107,8 @@ class LocalStack:
         self._dlq_watcher: QueueWatcher | None = None
         #: Host header -> Segment region, as the sink is addressed for each region.
         self._sink_regions: dict[str, str] = {}
+        #: The demo tenant's bridge key (Segment's libraries -> /v1/batch), made at start.
+        self.bridge_key = ""
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> LocalStack:
@@ -242,6 +244,9 @@ class LocalStack:
 
         if self.sink is not None and cfg.oauth_tenant:
             self._create_oauth_tenant()
+        # A bridge key for the demo tenant, made as `segment-bridge tenants key add` makes it: what a
+        # Segment library is given as its writeKey, with `tracking_host` as its host.
+        self.bridge_key = self.add_bridge_key(cfg.tenant)
 
     def _create_oauth_tenant(self) -> None:
         """The OAuth demo tenant: a key pair made as `tenants oauth-keygen` makes it, its public half
@@ -280,6 +285,19 @@ class LocalStack:
     def put_tenant(self, tenant: str, document: dict[str, Any]) -> None:
         put_tenant_secret(tenant, document)
 
+    def add_bridge_key(self, tenant: str | None = None) -> str:
+        """A new bridge key for `tenant` (the demo tenant by default), through the admin service."""
+        import boto3
+
+        from segment_bridge.admin import SecretsManagerStore, TenantAdmin
+
+        admin = TenantAdmin(SecretsManagerStore(boto3.client("secretsmanager")))
+        result = admin.add_bridge_key(tenant or self.config.tenant)
+        if result.status != 201:
+            raise RuntimeError(f"could not add a bridge key: {result.body.get('message')}")
+        clear_caches()  # instances reread the tenant at once (deployed: within SECRETS_MAX_AGE_SECONDS)
+        return str(result.body["key"])
+
     # -- helpers --------------------------------------------------------------------------
     @property
     def base_url(self) -> str:
@@ -288,6 +306,11 @@ class LocalStack:
 
     def webhook_url(self, source: str, tenant: str | None = None) -> str:
         return f"{self.base_url}/v1/webhooks/{source}/{tenant or self.config.tenant}"
+
+    @property
+    def tracking_host(self) -> str:
+        """What a Segment library is given as `host` (it appends /v1/batch itself)."""
+        return self.base_url
 
     def destination_url(self, tenant: str | None = None) -> str:
         """Where Segment would send the tenant's identify/group/delete calls."""

@@ -7,6 +7,8 @@ repr or exception that touches the model prints `**********`, never the value.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 import secrets
@@ -222,6 +224,83 @@ class OAuthSettings(BaseModel):
         return bool(self.client_id and self.key_id)
 
 
+# -- bridge keys: how Segment's own libraries authenticate to the bridge ------------------------------
+#: A bridge key is `{tenant}.sbk_{secret}`: the tenant is read from the key itself (tenant ids hold no
+#: dots), so the Tracking API routes need no lookup table from key to tenant. `sbk_` marks it for
+#: secret scanners and for a reader who finds one in a config file.
+BRIDGE_KEY_MARK = "sbk_"
+#: Random bytes in a bridge key's secret (256 bits, as `secrets.token_urlsafe` recommends for keys).
+BRIDGE_KEY_SECRET_BYTES = 32
+#: Keys a tenant may hold at once: two, so a partner rotates without downtime (add, deploy, revoke).
+MAX_BRIDGE_KEYS = 2
+#: Longest credential read as a bridge key (`{64-char tenant}.sbk_{43 chars}` is 112); longer is refused
+#: before it is hashed.
+MAX_BRIDGE_KEY_CHARS = 160
+_BRIDGE_KEY_SECRET = re.compile(r"^sbk_[A-Za-z0-9_-]{16,96}$")
+
+
+class BridgeKey(BaseModel):
+    """One bridge key as stored: its SHA-256, never the key. The key is shown once, when it is made.
+
+    Hashing costs nothing at 256 bits of entropy (no key stretching is needed against guessing), and
+    means a reader of the tenant secret, a log of it or a `show` cannot recover a usable key.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Short public name used to revoke it: the first 8 hex digits of the hash.
+    id: str = Field(pattern=r"^[0-9a-f]{8}$")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    created_at: str = Field(max_length=40)
+
+
+def bridge_key_digest(secret: str) -> str:
+    """The stored form of a bridge key's secret part (`sbk_...`)."""
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def new_bridge_key(tenant: str, created_at: str) -> tuple[str, BridgeKey]:
+    """A fresh key for `tenant`: the text to hand over once, and what the tenant document keeps."""
+    if not is_valid_tenant_id(tenant):
+        raise ValueError("invalid tenant id")
+    secret = BRIDGE_KEY_MARK + secrets.token_urlsafe(BRIDGE_KEY_SECRET_BYTES)
+    digest = bridge_key_digest(secret)
+    return f"{tenant}.{secret}", BridgeKey(id=digest[:8], sha256=digest, created_at=created_at)
+
+
+def split_bridge_key(credential: str) -> tuple[str, str] | None:
+    """`(tenant, secret)` of a credential shaped like a bridge key; None for anything else.
+
+    Only the shape is checked: whether the secret is right is `TenantConfig.bridge_key_matches`'s job.
+    """
+    if len(credential) > MAX_BRIDGE_KEY_CHARS:
+        return None
+    tenant, dot, secret = credential.partition(".")
+    if not dot or not is_valid_tenant_id(tenant) or not _BRIDGE_KEY_SECRET.fullmatch(secret):
+        return None
+    return tenant, secret
+
+
+_DECOY_KEY_DIGESTS = tuple(bridge_key_digest(f"decoy-{i}-" + secrets.token_urlsafe(32)) for i in range(MAX_BRIDGE_KEYS))
+
+
+def bridge_key_matches(config: TenantConfig | None, secret: str) -> bool:
+    """True if `secret` is one of the tenant's bridge keys, in the same work for every caller.
+
+    One hash, then exactly `MAX_BRIDGE_KEYS` constant-time comparisons whatever the tenant holds (a
+    tenant with fewer keys, or none, or no tenant at all, is compared against decoy digests), so
+    neither the time nor the answer tells an unknown tenant from a wrong key.
+    """
+    given = bridge_key_digest(secret).encode("ascii")
+    stored = [key.sha256 for key in config.bridge_keys] if config is not None else []
+    candidates = (stored + list(_DECOY_KEY_DIGESTS))[:MAX_BRIDGE_KEYS]
+    found = False
+    for index, digest in enumerate(candidates):
+        # `&` and `|` on bools, not `and`/`or`: no comparison is skipped once one has matched.
+        found |= hmac.compare_digest(digest.encode("ascii"), given) & (index < len(stored))
+    return found
+
+
 class TenantConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -235,6 +314,9 @@ class TenantConfig(BaseModel):
     sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
     #: Segment OAuth 2.0 for this tenant's source (optional; without it, Basic auth with the writeKey).
     oauth: OAuthSettings | None = None
+    #: Keys Segment's own libraries send to the bridge's Tracking API routes (`/v1/batch`...), as
+    #: their writeKey; at most two, for rotation. None: those routes refuse this tenant.
+    bridge_keys: tuple[BridgeKey, ...] = Field(default=(), max_length=MAX_BRIDGE_KEYS)
 
     @property
     def uses_oauth(self) -> bool:
@@ -254,6 +336,7 @@ class TenantConfig(BaseModel):
         data["sources"] = {name: _mask_secrets(values) for name, values in self.sources.items()}
         if self.oauth is not None:
             data["oauth"]["private_key"] = "****"
+        data["bridge_keys"] = [{"id": key.id, "created_at": key.created_at} for key in self.bridge_keys]
         return data
 
 

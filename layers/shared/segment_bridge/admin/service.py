@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -24,7 +24,7 @@ from ..errors import Conflict, MalformedRequest, NotFound, ServiceUnavailable
 from ..forward import OAuthCredentials, TokenCache
 from ..limits import SECRETS_MANAGER_MAX_SECRET_BYTES
 from ..observability import logger
-from ..tenants import TENANT_ID_RULE, TenantConfig, is_valid_tenant_id, secret_name
+from ..tenants import MAX_BRIDGE_KEYS, TENANT_ID_RULE, TenantConfig, is_valid_tenant_id, new_bridge_key, secret_name
 from .keys import DEFAULT_KEY_BITS, generate_key_pair, inspect_private_key
 from .ports import SecretState, SecretStore, TokenProbe
 
@@ -135,6 +135,12 @@ class TenantAdmin:
                 )
                 return invalid("invalid tenant document", [{"field": "oauth.private_key", "message": message}])
             document["oauth"] = {**oauth, "private_key": stored.oauth.private_key.get_secret_value()}
+        if "bridge_keys" not in document:
+            # Keys are made and revoked by their own calls (the key is shown once): a document that does
+            # not mention them keeps the stored ones, so a settings page's PUT never cuts a partner off.
+            stored = self._stored_config(name, state)
+            if stored is not None and stored.bridge_keys:
+                document["bridge_keys"] = [key.model_dump() for key in stored.bridge_keys]
         checked = self._validate(document)
         if isinstance(checked, AdminResult):
             return checked
@@ -197,6 +203,8 @@ class TenantAdmin:
         view["webhooks"] = {source: self._url(f"/v1/webhooks/{source}/{tenant}") for source in sorted(config.sources)}
         if config.destination is not None:
             view["destinationUrl"] = self._url(f"/v1/segment/{tenant}")
+        if config.bridge_keys:
+            view["trackingApiHost"] = self.public_api_url
         if config.oauth is not None and not config.oauth.ready:
             missing = [n for n in ("client_id", "key_id") if not getattr(config.oauth, n)]
             view["oauthPending"] = f"sent with Basic auth until {' and '.join(missing)} are set (docs/oauth.md)"
@@ -265,6 +273,45 @@ class TenantAdmin:
             "keyBits": bits,
             "steps": [step.replace("{tenant}", tenant) for step in OAUTH_STEPS],
         }
+
+    # -- bridge keys (Segment's libraries -> the bridge's Tracking API) ----------------------
+    def add_bridge_key(self, tenant: str, *, now: Callable[[], datetime] | None = None) -> AdminResult:
+        """A new bridge key for TENANT, returned once (only its hash is kept). 409 when the tenant already
+        holds `MAX_BRIDGE_KEYS`: revoke the old one first (rotation: add, deploy the new key, revoke)."""
+        check_tenant_id(tenant)
+        name = secret_name(self.prefix, tenant)
+        state = self._describe(name)
+        config = self._stored_config(name, state, require=True)
+        assert config is not None
+        if len(config.bridge_keys) >= MAX_BRIDGE_KEYS:
+            ids = ", ".join(key.id for key in config.bridge_keys)
+            raise Conflict(f"tenant {tenant!r} already holds {MAX_BRIDGE_KEYS} bridge keys ({ids}); revoke one first")
+        created_at = (now or _utc_now)().strftime("%Y-%m-%dT%H:%M:%SZ")
+        key, stored = new_bridge_key(tenant, created_at)
+        updated = config.model_copy(update={"bridge_keys": (*config.bridge_keys, stored)})
+        self._write(name, state, updated.to_secret_json(), tenant)
+        logger.info("tenant bridge key added", extra={"tenant": tenant, "key_id": stored.id})
+        return AdminResult(201, {"tenant": tenant, "id": stored.id, "key": key, **self._key_list(updated)})
+
+    def revoke_bridge_key(self, tenant: str, key_id: str) -> AdminResult:
+        """Remove one of TENANT's bridge keys by id: calls with it are refused once instances reread the
+        tenant (SECRETS_MAX_AGE_SECONDS, 300 s by default)."""
+        check_tenant_id(tenant)
+        name = secret_name(self.prefix, tenant)
+        state = self._describe(name)
+        config = self._stored_config(name, state, require=True)
+        assert config is not None
+        kept = tuple(key for key in config.bridge_keys if key.id != key_id)
+        if len(kept) == len(config.bridge_keys):
+            raise NotFound(f"tenant {tenant!r} has no bridge key {key_id[:16]!r}")
+        updated = config.model_copy(update={"bridge_keys": kept})
+        self._write(name, state, updated.to_secret_json(), tenant)
+        logger.info("tenant bridge key revoked", extra={"tenant": tenant, "key_id": key_id})
+        return AdminResult(200, {"tenant": tenant, "revoked": key_id, **self._key_list(updated)})
+
+    @staticmethod
+    def _key_list(config: TenantConfig) -> dict[str, Any]:
+        return {"keys": [{"id": key.id, "created_at": key.created_at} for key in config.bridge_keys]}
 
     # -- POST check -----------------------------------------------------------------------
     def check(self, tenant: str) -> AdminResult:
@@ -354,6 +401,10 @@ class TenantAdmin:
     def _unavailable(exc: Exception) -> ServiceUnavailable:
         logger.warning("tenant store unavailable", extra={"error": error_code(exc)})
         return ServiceUnavailable("Secrets Manager is unavailable; retry later")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _auth_mode(config: TenantConfig) -> str:

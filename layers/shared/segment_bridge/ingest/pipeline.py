@@ -5,6 +5,10 @@ syntax, size, media type, the source's own limits (`Source.precheck`), then the 
 the tool's signature (unknown tenant and bad signature are the same 401, at the same cost: an
 unknown tenant is verified against decoy secrets and every 401 is held to the `RefusalFloor`),
 then parsing and per-event normalization.
+
+Segment's own Tracking API (`/v1/batch`... from Segment's libraries, `tracking_api`) comes in through
+`handle_tracking_api`: its own reading and credential (a bridge key naming the tenant), then the same
+stages (`finish_events`) and the same queue.
 """
 
 from __future__ import annotations
@@ -20,17 +24,22 @@ from ..events import MappedEvent, Rejected, Skipped, WebhookRequest
 from ..limits import MAX_EVENTS_PER_REQUEST
 from ..queue_format import pack_queue_bodies
 from ..tenants import (
+    MAX_BRIDGE_KEY_CHARS,
     TENANT_ID_RULE,
     RefusalFloor,
     TenantConfig,
     TenantDirectory,
     authenticate_tenant,
+    bridge_key_matches,
     is_valid_tenant_id,
+    split_bridge_key,
 )
+from . import tracking_api
 from .normalize import Integration, NormalizedMessage, normalize
 from .ports import IdentityResolver, MessageQueue, MessageReviewer, ReplayGuard
 from .replay import InMemoryReplayGuard
 from .sources import Source, SourceSettings, VerifyContext, get_source
+from .tracking_api import TrackingRequest
 
 #: What a caller is told when every event of its request was refused (422), above the per-event reasons.
 NOTHING_ACCEPTED = "no event in the request was accepted; each is listed under rejected with the reason"
@@ -146,9 +155,57 @@ class Ingestor:
         if not normalized:
             return result  # nothing to send: every event skipped or rejected (`nothing_accepted`)
 
-        bodies = pack_queue_bodies(request.tenant, source.name, [(m.json, m.size) for m in normalized])
-        result.sqs_calls = self.queue.send_bodies(bodies, {"tenant": request.tenant, "source": source.name})
+        result.sqs_calls = self._enqueue(request.tenant, source.name, normalized)
         return result
+
+    def handle_tracking_api(self, request: TrackingRequest) -> tuple[str, IngestResult]:
+        """One call of Segment's Tracking API (`tracking_api`): the tenant its bridge key names, and what
+        became of each message. Cheap checks first (route, media type, size, gzip bounded); the key
+        before the body is parsed when it comes as Basic auth, after when it is the body's writeKey."""
+        if request.route not in tracking_api.ROUTES:
+            calls = ", ".join(f"/v1/{name}" for name in tracking_api.ROUTES)
+            raise UnknownSource(f"unknown Tracking API call {request.route[:32]!r}; use one of {calls}")
+        if len(request.body) > self.settings.max_body_bytes:
+            raise PayloadTooLarge(f"body exceeds {self.settings.max_body_bytes} bytes; send smaller batches")
+        body = tracking_api.decoded_body(request)
+        credential = tracking_api.basic_credential(request)
+        if credential is not None:
+            tenant_id, tenant = self._authenticate_bridge_key(credential)
+            call = tracking_api.read_call(request, body)
+        else:
+            call = tracking_api.read_call(request, body)
+            tenant_id, tenant = self._authenticate_bridge_key(call.credential or "")
+        result, normalized = finish_events(
+            call.messages,
+            tracking_api.map_message,
+            tenant_id=tenant_id,
+            tenant=tenant,
+            source_name=tracking_api.SOURCE_NAME,
+            integration=self.integration,
+            reviewer=self.reviewer,
+            identity=self.identity,
+        )
+        if normalized:
+            result.sqs_calls = self._enqueue(tenant_id, tracking_api.SOURCE_NAME, normalized)
+        return tenant_id, result
+
+    def _authenticate_bridge_key(self, credential: str) -> tuple[str, TenantConfig]:
+        """The tenant a bridge key names, if the key is one of its own: one hash and the same comparisons
+        for an unknown tenant, a malformed key and a wrong one, the same 401, held to the refusal floor."""
+        parts = split_bridge_key(credential)
+        tenant_id, secret = parts if parts is not None else ("", credential[:MAX_BRIDGE_KEY_CHARS])
+
+        def check(config: TenantConfig | None) -> TenantConfig:
+            if not bridge_key_matches(config, secret) or config is None or parts is None:
+                raise Unauthorized(tracking_api.UNAUTHORIZED_MESSAGE)
+            return config
+
+        # An id that is no tenant id (a malformed key) is looked up as "" : unknown, at no Secrets Manager call.
+        return tenant_id, authenticate_tenant(self.tenants, tenant_id, check, floor=self.refusal_floor)
+
+    def _enqueue(self, tenant_id: str, source_name: str, normalized: list[NormalizedMessage]) -> int:
+        bodies = pack_queue_bodies(tenant_id, source_name, [(m.json, m.size) for m in normalized])
+        return self.queue.send_bodies(bodies, {"tenant": tenant_id, "source": source_name})
 
 
 def map_and_normalize(
@@ -166,14 +223,38 @@ def map_and_normalize(
     Shared by `Ingestor.handle` and the `segment-bridge normalize` dry run, so a dry run shows
     exactly what ingest would enqueue. Raises `MalformedRequest` for a body the source cannot read.
     """
+    return finish_events(
+        source.parse(request),
+        lambda event: source.map_event(event, settings),
+        tenant_id=request.tenant,
+        tenant=tenant,
+        source_name=source.name,
+        integration=integration,
+        reviewer=reviewer,
+        identity=identity,
+    )
+
+
+def finish_events(
+    events: list[Any],
+    map_event: Callable[[Any], MappedEvent | Skipped],
+    *,
+    tenant_id: str,
+    tenant: TenantConfig,
+    source_name: str,
+    integration: Integration,
+    reviewer: MessageReviewer | None = None,
+    identity: IdentityResolver | None = None,
+) -> tuple[IngestResult, list[NormalizedMessage]]:
+    """Map, resolve, review and normalize a request's events: the stages every way in shares
+    (a tool's webhook, Segment's Tracking API). Each event's outcome is in the result."""
     result = IngestResult()
     mapped: list[tuple[int, MappedEvent]] = []
-    events = source.parse(request)
     if len(events) > MAX_EVENTS_PER_REQUEST:  # bounds the per-request work (and the response) up front
         raise PayloadTooLarge(f"{len(events)} events in one request; send at most {MAX_EVENTS_PER_REQUEST}")
     for index, event in enumerate(events):
         try:
-            outcome = source.map_event(event, settings)
+            outcome = map_event(event)
         except Rejected as exc:
             result.rejected.append({"index": index, "message": str(exc)})
             continue
@@ -183,7 +264,7 @@ def map_and_normalize(
             mapped.append((index, outcome))
 
     if identity is not None and mapped:
-        resolution = identity.resolve(request.tenant, tenant, [event for _, event in mapped])
+        resolution = identity.resolve(tenant_id, tenant, [event for _, event in mapped])
         result.resolved, result.unresolved = resolution.resolved, resolution.missed
 
     # Every review, then every normalization: the same results as one event at a time (each step
@@ -192,7 +273,7 @@ def map_and_normalize(
         reviewed: list[tuple[int, MappedEvent]] = []
         for index, event in mapped:
             try:
-                review = reviewer.review(event, source=source.name, tenant_id=request.tenant, tenant=tenant)
+                review = reviewer.review(event, source=source_name, tenant_id=tenant_id, tenant=tenant)
                 if review.decisions:
                     result.conformance.extend({"index": index, **d.as_dict()} for d in review.decisions)
                     if review.refusal:
@@ -206,9 +287,7 @@ def map_and_normalize(
     normalized: list[NormalizedMessage] = []
     for index, event in mapped:
         try:
-            message = normalize(
-                event, tenant_id=request.tenant, tenant=tenant, source=source.name, integration=integration
-            )
+            message = normalize(event, tenant_id=tenant_id, tenant=tenant, source=source_name, integration=integration)
         except Rejected as exc:
             result.rejected.append({"index": index, "message": str(exc)})
             continue
