@@ -42,7 +42,9 @@ def call(
 
     data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
     parts = path.strip("/").split("/")
-    resource = "/v1/tenants/{tenant}" + (f"/{parts[3]}" if len(parts) == 4 else "")
+    resource = (
+        "/v1/tenants/{tenant}" + (f"/{parts[3]}" if len(parts) >= 4 else "") + ("/{key_id}" if len(parts) == 5 else "")
+    )
     event = api_gateway_event(
         method,
         path,
@@ -66,6 +68,8 @@ def call(
         ("DELETE", "/v1/tenants/acme"),
         ("POST", "/v1/tenants/acme/oauth-key"),
         ("POST", "/v1/tenants/acme/check"),
+        ("POST", "/v1/tenants/acme/bridge-keys"),
+        ("DELETE", "/v1/tenants/acme/bridge-keys/0123abcd"),
     ],
 )
 def test_every_route_refuses_a_call_without_an_iam_identity(sink: SegmentSink, method: str, path: str) -> None:
@@ -215,3 +219,28 @@ def test_secrets_manager_down_is_a_503(sink: SegmentSink, monkeypatch: pytest.Mo
     monkeypatch.setattr(SecretsManagerStore, "describe", broken)
     status, body = call("PUT", "/v1/tenants/newco", DOCUMENT)
     assert status == 503 and "retry" in body["message"]
+
+
+def test_bridge_keys_are_shown_once_kept_across_a_put_rotated_and_revoked(sink: SegmentSink) -> None:
+    assert call("PUT", "/v1/tenants/newco", DOCUMENT)[0] == 201
+    status, first = call("POST", "/v1/tenants/newco/bridge-keys")
+    assert status == 201 and first["key"].startswith("newco.sbk_") and first["keys"][0]["id"] == first["id"]
+    status, second = call("POST", "/v1/tenants/newco/bridge-keys")
+    assert status == 201 and len(second["keys"]) == 2
+    status, third = call("POST", "/v1/tenants/newco/bridge-keys")
+    assert status == 409 and "revoke one first" in third["message"]
+
+    # A settings page's PUT that does not mention keys keeps them (no partner is cut off by it).
+    assert call("PUT", "/v1/tenants/newco", {**DOCUMENT, "region": "us"})[0] == 200
+    status, view = call("GET", "/v1/tenants/newco")
+    assert [k["id"] for k in view["config"]["bridge_keys"]] == [first["id"], second["id"]]
+    text = json.dumps(view)
+    assert first["key"] not in text and first["key"].partition(".")[2] not in text and "sha256" not in text
+    assert view["trackingApiHost"] == PUBLIC_URL
+
+    status, revoked = call("DELETE", f"/v1/tenants/newco/bridge-keys/{first['id']}")
+    assert status == 200 and [k["id"] for k in revoked["keys"]] == [second["id"]]
+    assert call("DELETE", f"/v1/tenants/newco/bridge-keys/{first['id']}")[0] == 404
+    stored = SecretsManagerTenants("segment-bridge", max_age=0).get("newco")
+    assert [k.id for k in stored.bridge_keys] == [second["id"]]
+    assert call("POST", "/v1/tenants/nobody/bridge-keys")[0] == 404

@@ -111,3 +111,36 @@ def test_check_of_a_write_key_tenant_says_only_the_source_debugger_can_confirm_i
     assert result.exit_code == 0, result.output
     body = json.loads(result.output)
     assert body["verdict"] == "unverifiable" and "Source Debugger" in body["message"]
+
+
+@mock_aws
+def test_key_add_list_revoke_rotates_without_downtime() -> None:
+    from segment_bridge.tenants import bridge_key_matches, split_bridge_key
+
+    run("tenants", "put", "acme", "--write-key", KEY)
+    first = run("tenants", "key", "add", "acme")
+    assert first.exit_code == 0, first.output
+    key_a = first.stdout.strip()
+    assert key_a.startswith("acme.sbk_") and "not shown again" in first.stderr
+    key_b = run("tenants", "key", "add", "acme").stdout.strip()
+    assert "revoke one first" in run_failing("tenants", "key", "add", "acme")
+
+    listed = run("tenants", "key", "list", "acme").output.split()
+    ids = listed[0::2]
+    assert len(ids) == 2 and key_a not in run("tenants", "show", "acme").output
+
+    config = SecretsManagerTenants("segment-bridge", max_age=0).get("acme")
+    secrets = [(split_bridge_key(k) or ("", ""))[1] for k in (key_a, key_b)]
+    assert all(bridge_key_matches(config, s) for s in secrets)  # both work during the rotation
+
+    revoked = run("tenants", "key", "revoke", "acme", ids[0])
+    assert revoked.exit_code == 0 and "1 key(s) left" in revoked.output
+    config = SecretsManagerTenants("segment-bridge", max_age=0).get("acme")
+    assert not bridge_key_matches(config, secrets[0]) and bridge_key_matches(config, secrets[1])
+    assert "no bridge key" in run_failing("tenants", "key", "revoke", "acme", ids[0])
+
+
+def run_failing(*args: str) -> str:
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code != 0
+    return result.output

@@ -165,6 +165,7 @@ def read_call(request: TrackingRequest, body: bytes) -> TrackingCall:
                 item = _merged(item, "context", shared_context)
                 item = _merged(item, "integrations", shared_integrations)
                 item.pop("sentAt", None)
+                item.pop("writeKey", None)
             messages.append(item)
     else:
         payload["type"] = implied
