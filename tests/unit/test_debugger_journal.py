@@ -55,7 +55,42 @@ ANSWER = {
 def test_routes_are_classified_generically() -> None:
     assert classify("/v1/webhooks/stripe/acme") == ("webhook", "stripe", "acme")
     assert classify("/v1/segment/acme") == ("destination", "segment", "acme")
-    assert classify("/v1/batch") == ("api", None, None)
+    assert classify("/v1/batch") == ("tracking", "segment", None)  # the tenant is in the bridge key
+    assert classify("/v1/other") == ("api", None, None)
+
+
+def test_a_library_call_shows_its_tenant_and_each_message_traced_by_the_librarys_id() -> None:
+    import gzip
+
+    key = "acme.sbk_" + "s" * 43
+    body = {"batch": [track("lib-0"), {"type": "track", "event": "X"}, track("lib-2")], "writeKey": key}
+    answer = {"success": True, "rejected": [{"index": 1, "message": "userId is required"}]}
+    call = Exchange(
+        "POST",
+        "/v1/batch",
+        "",
+        {"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        gzip.compress(json.dumps(body).encode()),
+        200,
+        {"X-Bridge-Accepted": "2", "X-Bridge-Refused": "1"},
+        json.dumps(answer).encode(),
+        1_700_000_000.0,
+        2.0,
+    )
+    journal = Journal()
+    entry_id = journal.record_exchange(call)
+    journal.record_segment_request(segment_request([track("lib-0"), track("lib-2")]))
+    detail = journal.detail("webhooks", entry_id)
+    assert detail is not None
+    assert (detail["kind"], detail["source"], detail["tenant"]) == ("tracking", "tracking", "acme")
+    assert (detail["accepted"], detail["rejected"]) == (2, 1)
+    assert [(e["outcome"], e["messageId"]) for e in detail["eventsDetail"]] == [
+        ("accepted", "lib-0"),
+        ("rejected", None),
+        ("accepted", "lib-2"),
+    ]
+    assert detail["delivery"] == {"delivered": 2}
+    assert key not in json.dumps(detail) and "s" * 43 not in json.dumps(detail)  # the key is redacted
 
 
 def test_an_answer_gives_each_event_its_outcome_messageId_and_findings() -> None:

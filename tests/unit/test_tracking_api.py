@@ -198,7 +198,8 @@ def test_basic_credential_is_the_username() -> None:
 # -- answers ---------------------------------------------------------------------------------------------
 def test_answers_libraries_understand() -> None:
     ok = answer(3, [{"index": 1, "message": "userId is required"}])
-    assert (ok.status, ok.body) == (200, {"success": True})
+    assert (ok.status, ok.body) == (200, {"success": True, "rejected": [{"index": 1, "message": "userId is required"}]})
+    assert answer(2, []).body == {"success": True}
     assert ok.headers == {"X-Bridge-Accepted": "3", "X-Bridge-Refused": "1"}
     refused = answer(0, [{"index": i, "message": f"reason {i}"} for i in range(5)])
     assert refused.status == 400 and refused.body["success"] is False

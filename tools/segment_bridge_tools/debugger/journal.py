@@ -47,6 +47,8 @@ MAX_TRACES = 50_000
 ROUTES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^/v1/webhooks/(?P<source>[^/]+)/(?P<tenant>[^/]+)/?$"), "webhook"),
     (re.compile(r"^/v1/segment/(?P<tenant>[^/]+)/?$"), "destination"),
+    # Segment's own Tracking API (a Segment library through the bridge): the tenant is in the bridge key.
+    (re.compile(r"^/v1/(batch|import|track|identify|page|screen|group|alias)/?$"), "tracking"),
 )
 
 
@@ -269,10 +271,16 @@ class Journal:
         kind, source, tenant = classify(exchange.path)
         lower = {k.lower(): v for k, v in exchange.headers.items()}
         headers, taken = self.redactor.headers(exchange.headers)
-        body = self.redactor.body(exchange.body, lower.get("content-type", ""), taken)
+        raw = exchange.body
+        if kind == "tracking":
+            source = "tracking"
+            raw = _inflated(raw) if lower.get("content-encoding", "").strip().lower() == "gzip" else raw
+            tenant = _tracking_tenant(lower.get("authorization"), raw)
+        body = self.redactor.body(raw, lower.get("content-type", ""), taken)
         response = _json_or_text(exchange.response_body)
         response = self.redactor.known_only(response)
-        events, message_ids, findings = _events_of(response)
+        report = _tracking_report(raw, exchange.path, response) if kind == "tracking" else response
+        events, message_ids, findings = _events_of(report)
         with self._changed:
             entry = WebhookEntry(
                 id=self._next_id(),
@@ -564,6 +572,50 @@ def _json_or_text(raw: bytes) -> Any:
         return json.loads(text)
     except ValueError:
         return text
+
+
+def _inflated(body: bytes) -> bytes:
+    from segment_bridge.errors import BridgeError
+    from segment_bridge.ingest.tracking_api import MAX_REQUEST_BYTES, gunzip_bounded
+
+    try:
+        return gunzip_bounded(body, MAX_REQUEST_BYTES)
+    except BridgeError:
+        return body  # shown as sent: the bridge refused it too
+
+
+def _tracking_tenant(authorization: str | None, body: bytes) -> str | None:
+    """The tenant a Tracking API call's bridge key names (the part before the dot is no secret)."""
+    from segment_bridge.auth import parse_basic_authorization
+    from segment_bridge.tenants import split_bridge_key
+
+    basic = parse_basic_authorization(authorization)
+    credential = basic[0] if basic else None
+    if credential is None:
+        parsed = _json_or_text(body)
+        credential = parsed.get("writeKey") if isinstance(parsed, dict) else None
+    parts = split_bridge_key(credential) if isinstance(credential, str) else None
+    return parts[0] if parts else None
+
+
+def _tracking_report(body: bytes, path: str, response: Any) -> dict[str, Any]:
+    """A Tracking API call as an ingest report: the answer names refusals by index (`rejected`); the
+    accepted messages are the others, under the messageId the library sent (the bridge keeps it)."""
+    if not isinstance(response, dict) or response.get("success") is None:
+        return {}  # refused as a whole (401, 415...): no per-message outcome
+    parsed = _json_or_text(body)
+    items: list[Any] = []
+    if isinstance(parsed, dict):
+        items = parsed.get("batch") if path.rstrip("/").rsplit("/", 1)[-1] in ("batch", "import") else [parsed]
+    items = items if isinstance(items, list) else []
+    rejected = [r for r in response.get("rejected") or [] if isinstance(r, dict)]
+    refused = {r.get("index") for r in rejected}
+    ids = [
+        str(item.get("messageId"))
+        for index, item in enumerate(items)
+        if index not in refused and isinstance(item, dict) and item.get("messageId")
+    ]
+    return {"messageIds": ids, "rejected": rejected}
 
 
 def _events_of(response: Any) -> tuple[list[dict[str, Any]], list[str], list[dict[str, Any]]]:

@@ -42,8 +42,10 @@ def _head(at: float, label: str, style: str) -> Text:
 
 
 def webhook_lines(entry: dict[str, Any]) -> list[Text]:
-    # Segment's own calls to the bridge's destination endpoint (the identity loop) are "dest".
-    line = _head(entry["at"], "webhook" if entry["kind"] != "destination" else "dest", "bold blue")
+    # Segment's own calls to the bridge's destination endpoint (the identity loop) are "dest"; a Segment
+    # library's Tracking API calls (docs/tracking-api.md) are "library".
+    label = {"destination": "dest", "tracking": "library"}.get(entry["kind"], "webhook")
+    line = _head(entry["at"], label, "bold blue")
     line.append(f"{entry['method']} {entry['path']}".ljust(ROUTE_WIDTH))
     line.append(" ")
     line.append_text(_status(entry["status"]))

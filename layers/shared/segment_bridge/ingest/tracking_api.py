@@ -3,7 +3,7 @@
 `POST /v1/batch`, `/v1/import` and the single calls (`/v1/track`, `/identify`, `/page`, `/screen`,
 `/group`, `/alias`) take the bodies Segment's libraries send (JSON, optionally gzip), authenticated
 by a **bridge key** where the library puts its writeKey: the HTTP Basic username (analytics-node,
-analytics-python before 2.3) or the body's `writeKey` (analytics-python 2.3 and later). The key is
+analytics-python 2.4) or the body's `writeKey` (analytics-python 2.3.x sends no Basic header). The key is
 `{tenant}.sbk_{secret}` (`tenants.new_bridge_key`), so the tenant is read from it; the secret is
 checked with `tenants.bridge_key_matches` inside `tenants.authenticate_tenant`, so an unknown tenant
 and a wrong key get the same 401, body and cost.
@@ -235,16 +235,18 @@ class TrackingAnswer:
 
 
 def answer(accepted: int, rejected: list[dict[str, Any]]) -> TrackingAnswer:
-    """What a library is told: `200 {"success": true}` once what was accepted is on the queue (with the
-    counts in headers), or a 400 naming the reasons when nothing was accepted (the libraries report it
-    as an error and do not retry: resending the same messages cannot succeed)."""
+    """What a library is told: `200 {"success": true}` once what was accepted is on the queue, with the
+    counts in headers (and, when some were refused, each refusal under `rejected`: the libraries read
+    only the status, a caller or the local debugger can read more); or a 400 naming the reasons when
+    nothing was accepted (the libraries report it as an error and do not retry: resending the same
+    messages cannot succeed)."""
     headers = {ACCEPTED_HEADER: str(accepted), REFUSED_HEADER: str(len(rejected))}
     if not accepted and rejected:
         first = "; ".join(f"[{r['index']}] {r['message']}" for r in rejected[:3])
         more = f" (and {len(rejected) - 3} more)" if len(rejected) > 3 else ""
         body = {"message": f"no message was accepted: {first}{more}", "success": False, "rejected": rejected}
         return TrackingAnswer(400, body, headers)
-    return TrackingAnswer(200, {"success": True}, headers)
+    return TrackingAnswer(200, {"success": True, "rejected": rejected} if rejected else {"success": True}, headers)
 
 
 __all__ = [
