@@ -412,3 +412,42 @@ def test_checkov_finds_nothing_beyond_the_accepted_findings() -> None:
     ]
     stale = set(CHECKOV_ACCEPTED) - failed
     assert not stale, f"no longer reported, remove from CHECKOV_ACCEPTED and docs/security.md: {stale}"
+
+
+def _api_routes(template: dict[str, Any], function: str) -> set[tuple[str, str]]:
+    events = template["Resources"][function]["Properties"].get("Events") or {}
+    return {(e["Properties"]["Method"].upper(), e["Properties"]["Path"]) for e in events.values() if e["Type"] == "Api"}
+
+
+def test_every_route_a_handler_serves_is_declared_for_its_function(template: dict[str, Any]) -> None:
+    """API Gateway answers 403 to a route the template leaves out: each handler's routes are all declared
+    (Powertools' `<name>` is the template's `{name}`), and the template declares none the handler lacks."""
+    import re
+
+    import admin_handler
+    import destination_handler
+    import ingest_handler
+
+    for function, module in (
+        ("IngestFunction", ingest_handler),
+        ("DestinationFunction", destination_handler),
+        ("AdminFunction", admin_handler),
+    ):
+        served = set()
+        for key in module.app._route_keys:  # "POST/v1/webhooks/<source>/<tenant>"
+            method, _, path = key.partition("/")
+            served.add((method, "/" + re.sub(r"<(\w+)>", r"{\1}", path)))
+        assert _api_routes(template, function) == served, function
+
+
+def test_segment_api_routes_and_host_output(template: dict[str, Any]) -> None:
+    from segment_bridge.ingest import tracking_api
+
+    routes = _api_routes(template, "IngestFunction")
+    assert {("POST", f"/v1/{call}") for call in tracking_api.ROUTES} <= routes
+    assert "SegmentApiHost" in template["Outputs"]
+    admin = _api_routes(template, "AdminFunction")
+    assert {
+        ("POST", "/v1/tenants/{tenant}/bridge-keys"),
+        ("DELETE", "/v1/tenants/{tenant}/bridge-keys/{key_id}"),
+    } <= admin
