@@ -604,6 +604,9 @@ class IngestServer:
                     response = module.lambda_handler(event, LocalLambdaContext(timeout_seconds=timeout))
                 payload = response.get("body") or ""
                 data = base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode()
+                headers = dict(response.get("headers") or {})
+                for name, values in (response.get("multiValueHeaders") or {}).items():
+                    headers[name] = values[-1]
                 if server.observer is not None:  # before answering, so it is recorded before what it causes
                     server.observer(
                         Exchange(
@@ -613,16 +616,13 @@ class IngestServer:
                             dict(self.headers.items()),
                             body,
                             response["statusCode"],
-                            dict(response.get("headers") or {}),
+                            dict(headers),
                             data,
                             started,
                             (time.perf_counter() - clock) * 1000,
                         )
                     )
                 self.send_response(response["statusCode"])
-                headers = dict(response.get("headers") or {})
-                for name, values in (response.get("multiValueHeaders") or {}).items():
-                    headers[name] = values[-1]
                 for name, value in headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(data)))
