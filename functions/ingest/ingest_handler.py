@@ -18,9 +18,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from segment_bridge.apigw import install_error_handlers, json_response, raw_body
+from segment_bridge.apigw import error_response, install_error_handlers, json_response, raw_body
 from segment_bridge.config import get_settings
 from segment_bridge.conformance import OUTCOMES, ConformanceReviewer
+from segment_bridge.errors import BridgeError
 from segment_bridge.events import WebhookRequest
 from segment_bridge.identity import DynamoDBIdentityStore, TableIdentityResolver
 from segment_bridge.ingest import (
@@ -40,7 +41,10 @@ WEBHOOK_ROUTE = "/v1/webhooks/<source>/<tenant>"
 install_error_handlers(
     app,
     name="ingest",
-    route_hint="webhooks are POST /v1/webhooks/{source}/{tenant}",
+    route_hint=(
+        "webhooks are POST /v1/webhooks/{source}/{tenant}; Segment's API is POST /v1/batch, /v1/import, "
+        "/v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group, /v1/alias"
+    ),
     retry_hint="the request was not accepted, retry later",
 )
 
@@ -146,7 +150,11 @@ def receive_tracking_call(call: str) -> Response[str]:
         headers={k.lower(): v for k, v in (event.headers or {}).items()},
         received_at=time.time(),
     )
-    tenant, result = get_ingestor().handle_tracking_api(request)
+    try:
+        tenant, result = get_ingestor().handle_tracking_api(request)
+    except BridgeError as error:
+        # Segment's own error shape, `{"code", "message"}`: the libraries print `code: message`.
+        return error_response("ingest", error, {"code": error.code, "message": error.message})
     record_metrics(result, tracking_api.SOURCE_NAME, tenant)
     answer = tracking_api.answer(len(result.accepted), result.rejected)
     if result.rejected:

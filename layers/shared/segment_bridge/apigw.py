@@ -78,6 +78,15 @@ def raw_body(event: APIGatewayProxyEvent) -> bytes:
         raise MalformedRequest("body is not valid UTF-8 text") from None
 
 
+def error_response(name: str, error: BridgeError, body: dict[str, Any] | None = None) -> Response[str]:
+    """A refused request's answer (`body`, by default `{"message": ...}`), counted as `{Name}Status{code}`;
+    5xx and 429 are also logged (the caller will retry)."""
+    metrics.add_metric(name=f"{name.capitalize()}Status{error.status_code}", unit=MetricUnit.Count, value=1)
+    if error.status_code >= 500 or error.status_code == 429:
+        logger.warning(f"{name} unavailable", extra={"status": error.status_code, "reason": error.message})
+    return json_response(error.status_code, body if body is not None else error.body())
+
+
 def install_error_handlers(app: APIGatewayRestResolver, *, name: str, route_hint: str, retry_hint: str) -> None:
     """The error answers of one API function (`name`: "ingest", "destination").
 
@@ -85,14 +94,10 @@ def install_error_handlers(app: APIGatewayRestResolver, *, name: str, route_hint
     (5xx and 429 also logged: the caller will retry); an unknown route is a 404 that says
     `route_hint`; anything else is logged with its traceback and answered 500 with `retry_hint`.
     """
-    metric_prefix = name.capitalize()
 
     @app.exception_handler(BridgeError)
     def handle_bridge_error(error: BridgeError) -> Response[str]:
-        metrics.add_metric(name=f"{metric_prefix}Status{error.status_code}", unit=MetricUnit.Count, value=1)
-        if error.status_code >= 500 or error.status_code == 429:
-            logger.warning(f"{name} unavailable", extra={"status": error.status_code, "reason": error.message})
-        return json_response(error.status_code, error.body())
+        return error_response(name, error)
 
     @app.not_found
     def handle_not_found(_: Exception) -> Response[str]:

@@ -244,7 +244,8 @@ def answer(accepted: int, rejected: list[dict[str, Any]]) -> TrackingAnswer:
     if not accepted and rejected:
         first = "; ".join(f"[{r['index']}] {r['message']}" for r in rejected[:3])
         more = f" (and {len(rejected) - 3} more)" if len(rejected) > 3 else ""
-        body = {"message": f"no message was accepted: {first}{more}", "success": False, "rejected": rejected}
+        message = f"no message was accepted: {first}{more}"
+        body = {"code": "invalid_request", "message": message, "success": False, "rejected": rejected}
         return TrackingAnswer(400, body, headers)
     return TrackingAnswer(200, {"success": True, "rejected": rejected} if rejected else {"success": True}, headers)
 
