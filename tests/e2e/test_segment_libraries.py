@@ -2,15 +2,22 @@
 forward -> the Segment sink, with a bridge key as the library's writeKey and the stack's URL as its host.
 
 - analytics-python (segment-analytics-python, from requirements-dev.txt) in this process, gzip on and off;
+- analytics-python 2.3.x, the release line that sends the writeKey only in the body (no Authorization header),
+  installed with pip into tests/e2e/.libs/ (gitignored) by the `analytics_python_23` fixture and run in a
+  child process by tests/e2e/python23/send.py;
 - @segment/analytics-node under Node, installed from npm into tests/e2e/.libs/ (gitignored) by the
   `analytics_node` fixture and driven by tests/e2e/node/send.mjs. No Node or npm is a failure, not a skip.
 """
 
 from __future__ import annotations
 
+import gzip as gzip_module
+import importlib.metadata
 import json
+import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -34,6 +41,7 @@ pytestmark = pytest.mark.e2e
 HERE = Path(__file__).resolve().parent
 LIBS = HERE / ".libs"
 SEND_SCRIPT = HERE / "node" / "send.mjs"
+PYTHON23_SCRIPT = HERE / "python23" / "send.py"
 #: The analytics-node release the test is written against (`npm view @segment/analytics-node version`).
 ANALYTICS_NODE_VERSION = "3.1.0"
 #: Calls in the big batch: with 100 messages per request (analytics-python's default upload_size, and
@@ -149,20 +157,27 @@ def wrong_keys(stack: LocalStack) -> dict[str, str]:
 
 
 # -- analytics-python ------------------------------------------------------------------------------------
-def python_calls(client: Client, tag: str) -> dict[str, dict[str, Any]]:
-    """Every call analytics-python has, then the big batch; the messages as the library queued them."""
-    results = [
-        client.track(f"py-{tag}-1", "Order Completed", {"order_id": f"{tag}-o1", "total": 12.5}),
-        client.identify(f"py-{tag}-1", {"email": f"py-{tag}@example.com", "plan": "pro"}),
-        client.page(f"py-{tag}-1", "Docs", "Pricing", {"url": "https://example.com/pricing"}),
-        client.screen(f"py-{tag}-1", "Onboarding", "Welcome"),
-        client.group(f"py-{tag}-1", f"py-{tag}-team", {"name": "Team"}),
-        client.alias(f"py-{tag}-anon", f"py-{tag}-1"),
+def python_call_args(tag: str) -> list[tuple[str, tuple[Any, ...]]]:
+    """Every call analytics-python has, then the big batch: (method, positional arguments)."""
+    user = f"py-{tag}-1"
+    calls: list[tuple[str, tuple[Any, ...]]] = [
+        ("track", (user, "Order Completed", {"order_id": f"{tag}-o1", "total": 12.5})),
+        ("identify", (user, {"email": f"py-{tag}@example.com", "plan": "pro"})),
+        ("page", (user, "Docs", "Pricing", {"url": "https://example.com/pricing"})),
+        ("screen", (user, "Onboarding", "Welcome")),
+        ("group", (user, f"py-{tag}-team", {"name": "Team"})),
+        ("alias", (f"py-{tag}-anon", user)),
     ]
-    results += [
-        client.track(f"py-{tag}-{i % 7}", "Product Viewed", {"product_id": f"p{i}", "position": i})
+    calls += [
+        ("track", (f"py-{tag}-{i % 7}", "Product Viewed", {"product_id": f"p{i}", "position": i}))
         for i in range(BIG_BATCH)
     ]
+    return calls
+
+
+def python_calls(client: Client, tag: str) -> dict[str, dict[str, Any]]:
+    """`python_call_args` made on this client; the messages as the library queued them."""
+    results = [getattr(client, method)(*args) for method, args in python_call_args(tag)]
     assert all(queued for queued, _ in results)
     return {message["messageId"]: message for _, message in results}
 
@@ -220,6 +235,161 @@ def test_analytics_python_reports_a_wrong_key(stack: LocalStack, recorder: Recor
     statuses = [e.status for e in recorder.batches("analytics-python/")]
     assert statuses == [401] * (len(errors) + 1)  # one request per batch: a 401 is not retried
     assert_none_delivered(stack, {first["messageId"], second["messageId"], f"py-wrong-sync-{which[0]}"})
+
+
+# -- analytics-python 2.3.x: the key in the body only --------------------------------------------------------
+#: The newest 2.3.x on PyPI (`pip index versions segment-analytics-python`). Its request.py sets
+#: `body["writeKey"]` and no Authorization header (2.4.0 added Basic auth beside it), so the bridge can only
+#: find the key in the body.
+ANALYTICS_PYTHON_23_VERSION = "2.3.6"
+PYTHON23_USER_AGENT = f"analytics-python/{ANALYTICS_PYTHON_23_VERSION}"
+#: 2.3.6's requirements, installed into its directory beside it only if this environment lacks them
+#: (2.4.0 dropped backoff, so .venv usually has all but that one).
+PYTHON23_REQUIREMENTS = {
+    "requests": "requests~=2.7",
+    "backoff": "backoff==2.2.1",
+    "python-dateutil": "python-dateutil~=2.2",
+    "PyJWT": "PyJWT~=2.12",
+}
+
+
+def installed_in(path: Path) -> dict[str, str]:
+    """The distributions under a `pip install --target` directory: name (lowercase) -> version."""
+    return {d.metadata["Name"].lower(): d.version for d in importlib.metadata.distributions(path=[str(path)])}
+
+
+@pytest.fixture(scope="session")
+def analytics_python_23() -> Path:
+    """segment-analytics-python 2.3.x, installed from PyPI into tests/e2e/.libs/ once (kept between runs),
+    apart from this environment's site-packages, which keep the release the other tests and the bench use."""
+    target = LIBS / f"analytics-python-{ANALYTICS_PYTHON_23_VERSION}"
+    missing = []
+    for name, requirement in PYTHON23_REQUIREMENTS.items():
+        try:
+            importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            missing.append((name, requirement))
+    present = installed_in(target) if target.exists() else {}
+    if present.get("segment-analytics-python") != ANALYTICS_PYTHON_23_VERSION or any(
+        name.lower() not in present for name, _ in missing
+    ):
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--upgrade",
+            "--target",
+            str(target),
+            f"segment-analytics-python=={ANALYTICS_PYTHON_23_VERSION}",
+            *(requirement for _, requirement in missing),
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            pytest.fail(
+                f"pip could not install segment-analytics-python {ANALYTICS_PYTHON_23_VERSION} into {target} "
+                f"(needs PyPI, or an index pip is configured for): {done.stderr[-2000:]}",
+                pytrace=False,
+            )
+        present = installed_in(target)
+    assert present.get("segment-analytics-python") == ANALYTICS_PYTHON_23_VERSION, present
+    return target
+
+
+def run_python23(libs: Path, host: str, write_key: str, calls: list[dict[str, Any]], **client: Any) -> dict[str, Any]:
+    """python23/send.py with these calls under analytics-python 2.3.x; what the library reported."""
+    payload = {
+        "version": ANALYTICS_PYTHON_23_VERSION,
+        "host": host,
+        "writeKey": write_key,
+        "client": client,
+        "calls": calls,
+    }
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(libs), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    done = subprocess.run(
+        [sys.executable, str(PYTHON23_SCRIPT)],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)
+    assert result["version"] == ANALYTICS_PYTHON_23_VERSION  # checked in the child too, before any call
+    assert Path(result["module"]).is_relative_to(libs), result["module"]
+    return result
+
+
+def sent_body(exchange: Exchange) -> dict[str, Any]:
+    """A request's JSON body as the library sent it (inflated if it was gzipped)."""
+    gzipped = header(exchange.headers, "content-encoding") == "gzip"
+    body: dict[str, Any] = json.loads(gzip_module.decompress(exchange.body) if gzipped else exchange.body)
+    return body
+
+
+@pytest.mark.parametrize("gzip", [True, False], ids=["gzip", "plain"])
+def test_analytics_python_23_sends_the_key_in_the_body(
+    stack: LocalStack, recorder: Recorder, analytics_python_23: Path, gzip: bool
+) -> None:
+    calls = [{"method": m, "args": list(a)} for m, a in python_call_args(f"v23-gz{int(gzip)}")]
+    result = run_python23(analytics_python_23, stack.tracking_host, stack.bridge_key, calls, gzip=gzip, max_retries=1)
+    assert result["errors"] == []
+    assert all(call["queued"] and call["error"] is None for call in result["calls"])
+    sent = {call["message"]["messageId"]: call["message"] for call in result["calls"]}
+    assert len(sent) == len(calls) and all(len(mid) == 36 for mid in sent)  # the library's own uuid4s
+
+    batches = recorder.batches(PYTHON23_USER_AGENT)
+    assert len(batches) >= -(-len(sent) // PER_REQUEST)  # several requests, each its own batch
+    assert_all_accepted(batches, len(sent))
+    for exchange in batches:
+        # The body path: no Authorization header of any kind, the bridge key as the body's writeKey.
+        assert not header(exchange.headers, "authorization"), exchange.headers
+        assert sent_body(exchange)["writeKey"] == stack.bridge_key
+        assert header(exchange.headers, "content-encoding", "identity") == ("gzip" if gzip else "identity")
+        assert header(exchange.headers, "content-length") and not header(exchange.headers, "transfer-encoding")
+    assert sum(len(sent_body(e)["batch"]) for e in batches) == len(sent)
+
+    assert_delivered_once(stack, sent, "analytics-python")
+    delivered = [m for m in stack.sink.messages() if m["messageId"] in sent]  # type: ignore[union-attr]
+    assert {m["context"]["library"]["version"] for m in delivered} == {ANALYTICS_PYTHON_23_VERSION}
+    assert all("writeKey" not in m for m in delivered)
+
+
+@pytest.mark.parametrize("which", ["changed secret", "unknown tenant"])
+def test_analytics_python_23_reports_a_wrong_key(
+    stack: LocalStack, recorder: Recorder, analytics_python_23: Path, which: str
+) -> None:
+    key = wrong_keys(stack)[which]
+    calls = [{"method": m, "args": list(a)} for m, a in python_call_args(f"v23-wrong-{which[0]}")[:6]]
+    # A normal client: the error reaches on_error, the batch is not retried (401 is final).
+    result = run_python23(analytics_python_23, stack.tracking_host, key, calls, max_retries=3)
+    ids = {call["message"]["messageId"] for call in result["calls"]}
+    assert len(ids) == len(calls)
+    assert result["errors"], "analytics-python 2.3 reported no error for a wrong key"
+    assert {e["status"] for e in result["errors"]} == {401}
+    assert {mid for e in result["errors"] for mid in e["messageIds"]} == ids
+    assert "bridge key" in result["errors"][0]["message"]
+
+    # sync_mode: the call itself raises.
+    sync_id = f"py-v23-wrong-sync-{which[0]}"
+    sync_call = {"method": "track", "args": ["py-wrong", "Order Completed", {"order_id": "w2"}]}
+    sync = run_python23(
+        analytics_python_23,
+        stack.tracking_host,
+        key,
+        [{**sync_call, "kwargs": {"message_id": sync_id}}],
+        sync_mode=True,
+    )
+    assert [c["error"]["status"] for c in sync["calls"]] == [401]
+
+    refused = recorder.batches(PYTHON23_USER_AGENT)
+    assert [e.status for e in refused] == [401] * (len(result["errors"]) + 1)  # one request per batch: not retried
+    assert all(not header(e.headers, "authorization") and sent_body(e)["writeKey"] == key for e in refused)
+    assert_none_delivered(stack, ids | {sync_id})
 
 
 # -- analytics-node --------------------------------------------------------------------------------------
