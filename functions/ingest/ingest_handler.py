@@ -144,13 +144,13 @@ def count_conformance(decisions: list[dict[str, Any]], source: str, tenant: str)
 def receive_tracking_call(call: str) -> Response[str]:
     """Segment's Tracking API, as Segment's libraries send it (the tenant is named by the bridge key)."""
     event = app.current_event
-    request = TrackingRequest(
-        route=call,
-        body=raw_body(event),
-        headers={k.lower(): v for k, v in (event.headers or {}).items()},
-        received_at=time.time(),
-    )
     try:
+        request = TrackingRequest(
+            route=call,
+            body=raw_body(event),
+            headers={k.lower(): v for k, v in (event.headers or {}).items()},
+            received_at=time.time(),
+        )
         tenant, result = get_ingestor().handle_tracking_api(request)
     except BridgeError as error:
         # Segment's own error shape, `{"code", "message"}`: the libraries print `code: message`.

@@ -4,6 +4,7 @@ constants, and every response the handlers give (schemathesis fuzzes them throug
 from __future__ import annotations
 
 import functools
+import re
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -34,7 +35,7 @@ SCHEMA = schemathesis.openapi.from_path(str(contract.DOCUMENT))
 SCHEMA.config.checks.negative_data_rejection = NegativeDataRejectionConfig(
     expected_statuses=["400", "401", "403", "404", "405", "409", "413", "415", "422"]
 )
-#: Per operation and test (3 operations x 2 tests, each with schemathesis' own phases on top).
+#: Per operation and test (every documented operation x 2 tests, each with schemathesis' own phases on top).
 SCHEMATHESIS = settings(HARDENING, max_examples=max(10, FUZZ_EXAMPLES // 10))
 
 #: Checks that do not apply, and why:
@@ -61,6 +62,56 @@ def test_path_patterns_are_the_codes_own() -> None:
     assert tenant["maxLength"] == 64
     source = contract.spec()["components"]["parameters"]["Source"]["schema"]
     assert sorted(source["enum"]) == sorted(SOURCES)
+
+
+def test_the_tracking_api_is_documented_as_the_code_speaks_it() -> None:
+    """Every call `tracking_api.ROUTES` takes has its operation; the documented limits, headers and
+    security are the code's own."""
+    from segment_bridge.ingest import tracking_api
+    from segment_bridge.limits import MAX_EVENTS_PER_REQUEST
+
+    assert set(contract.TRACKING_CALLS) == set(tracking_api.ROUTES)
+    document = contract.spec()
+    for call, implied in tracking_api.ROUTES.items():
+        operation = document["paths"][f"/v1/{call}"]["post"]
+        assert operation["security"] == [{"bridgeKey": []}], call
+        body = contract.resolve(operation["requestBody"])["content"]["application/json"]["schema"]
+        assert body["$ref"].endswith("TrackingBatch" if implied is None else f"Tracking{implied.capitalize()}"), call
+        accepted = contract.resolve(operation["responses"]["200"])
+        assert set(accepted["headers"]) == {tracking_api.ACCEPTED_HEADER, tracking_api.REFUSED_HEADER}
+    assert document["components"]["schemas"]["TrackingBatch"]["properties"]["batch"]["maxItems"] == (
+        MAX_EVENTS_PER_REQUEST
+    )
+    assert document["components"]["securitySchemes"]["bridgeKey"] == {
+        **document["components"]["securitySchemes"]["bridgeKey"],
+        "type": "http",
+        "scheme": "basic",
+    }
+    # Errors in Segment's shape: each status's `code` is the code's own.
+    raised = {
+        "400": errors.MalformedRequest,
+        "401": errors.Unauthorized,
+        "413": errors.PayloadTooLarge,
+        "415": errors.UnsupportedMediaType,
+        "503": errors.ServiceUnavailable,
+    }
+    codes = document["components"]["schemas"]["TrackingErrorCode"]["properties"]["code"]["enum"]
+    assert sorted(codes) == sorted(error.code for error in raised.values())
+    for status, error in raised.items():
+        schema = contract.resolve(contract.resolve(document["paths"]["/v1/batch"]["post"]["responses"][status]))
+        parts = contract.resolve(schema["content"]["application/json"]["schema"])["allOf"]
+        assert [p["properties"]["code"]["enum"] for p in parts if "code" in p.get("properties", {})] == [
+            [error.code]
+        ], status
+    encoding = document["components"]["parameters"]["TrackingContentEncoding"]
+    assert "512 KiB" in encoding["description"] and tracking_api.MAX_REQUEST_BYTES == 512 * 1024
+    assert sorted(encoding["schema"]["enum"]) == ["", "gzip", "identity"]
+    # The key a POST .../bridge-keys returns matches the documented pattern (tenant id, then the secret).
+    from segment_bridge.tenants import new_bridge_key
+
+    key, stored = new_bridge_key("a" * 64, "2026-01-01T00:00:00Z")
+    made = document["components"]["schemas"]["BridgeKeyMade"]["allOf"][1]["properties"]
+    assert re.fullmatch(made["key"]["pattern"], key) and re.fullmatch(made["id"]["pattern"], stored.id)
 
 
 def test_documented_operations_are_the_routes_of_the_handlers_and_the_template() -> None:
@@ -141,6 +192,30 @@ def test_documented_operations_are_the_routes_of_the_handlers_and_the_template()
             "post",
             [errors.MalformedRequest, errors.Forbidden, errors.NotFound, errors.Conflict, errors.ServiceUnavailable],
         ),
+        (
+            "/v1/tenants/{tenant}/bridge-keys",
+            "post",
+            [errors.MalformedRequest, errors.Forbidden, errors.NotFound, errors.Conflict, errors.ServiceUnavailable],
+        ),
+        (
+            "/v1/tenants/{tenant}/bridge-keys/{key_id}",
+            "delete",
+            [errors.MalformedRequest, errors.Forbidden, errors.NotFound, errors.Conflict, errors.ServiceUnavailable],
+        ),
+        *(
+            (
+                f"/v1/{call}",
+                "post",
+                [
+                    errors.MalformedRequest,
+                    errors.Unauthorized,
+                    errors.PayloadTooLarge,
+                    errors.UnsupportedMediaType,
+                    errors.ServiceUnavailable,
+                ],
+            )
+            for call in contract.TRACKING_CALLS
+        ),
     ],
 )
 def test_every_error_the_code_raises_is_documented(
@@ -183,7 +258,10 @@ def install_admin_tenants(monkeypatch: pytest.MonkeyPatch) -> None:
     from .support import TENANTS, tenant_document
 
     for tenant in TENANTS:
-        put_tenant(tenant, tenant_document(tenant), prefix=ADMIN_PREFIX)
+        # One bridge key each, so a POST .../bridge-keys can make the second (201) before the 409s.
+        document = tenant_document(tenant)
+        document["bridge_keys"] = document["bridge_keys"][:1]
+        put_tenant(tenant, document, prefix=ADMIN_PREFIX)
     closed = {"us": "http://127.0.0.1:9", "eu": "http://127.0.0.1:9"}
     admin = TenantAdmin(SecretsManagerStore(), prefix=ADMIN_PREFIX, public_api_url=PUBLIC_URL, oauth_servers=closed)
     # lru_cache like the real getter: the harness clears handler caches between calls.

@@ -460,3 +460,230 @@ def test_no_oauth_key_token_or_assertion_appears_anywhere(
         if value in text
     ]
     assert not leaks, "\n".join(leaks[:20])
+
+
+# -- bridge keys: Segment's libraries -> the Tracking API -------------------------------------------------
+def key_forms(name: str, key: str) -> dict[str, str]:
+    """A bridge key in every form it could leak in: whole, its secret part, Basic, base64, URL-quoted, tail."""
+    secret = key.partition(".")[2]
+    return {
+        f"{name}": key,
+        f"{name} (secret part)": secret,
+        f"basic({name}:)": base64.b64encode(f"{key}:".encode()).decode(),
+        f"base64({name})": base64.b64encode(key.encode()).decode(),
+        f"quoted({name})": quote(key, safe=""),
+        f"tail of {name}": secret[-16:],
+    }
+
+
+def tracking(
+    route: str,
+    body: Any,
+    recorder: Recorder,
+    *,
+    key: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> int:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode("utf-8", "surrogatepass")
+    sent = {"Content-Type": "application/json", **({"Authorization": basic(key)} if key is not None else {})}
+    path = f"/v1/{route}"
+    event = api_gateway_event("POST", path, raw, {**sent, **(headers or {})}, resource=path, path_parameters={})
+    return int(ingest(event, recorder)["statusCode"])
+
+
+def test_no_bridge_key_appears_anywhere(
+    world: dict[str, Any],
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Keys made through the admin API (whose one answer is the only place a key may appear) and the
+    canary tenants' keys, through every Tracking API path: accepted by Basic and by body writeKey, gzip,
+    each refusal (wrong, another tenant's, unknown tenant, malformed, revoked; 400 bodies that quote
+    nothing, 413, 415, the known timestamp 500, a crash after reading), then delivered to Segment; then
+    logs, metrics, responses, the queue, the DLQ, what Segment received, the admin API's and the CLI's
+    views are searched for each key in every form."""
+    import gzip
+    import logging
+
+    import admin_handler
+    import forward_handler
+
+    from segment_bridge.ingest import pipeline
+    from segment_bridge_tools.cli import main as cli
+    from segment_bridge_tools.lambda_events import iam_identity
+
+    from .support import bridge_key
+
+    caplog.set_level("INFO")
+    recorder = Recorder()
+
+    class Keep(logging.Handler):
+        """Every record of the functions' logger, formatted with its traceback (where the stream goes
+        depends on which test imported the handlers first)."""
+
+        def __init__(self) -> None:
+            super().__init__(logging.INFO)
+            self.texts: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.texts.append(logging.Formatter().format(record) + " " + json.dumps(record.__dict__, default=repr))
+
+    kept = Keep()
+    logging.getLogger("segment-bridge").addHandler(kept)
+    put_tenant("keyco", tenant_document("acme") | {"bridge_keys": []})
+    reset_caches()
+
+    def admin(method: str, path: str, *, record: bool = True) -> dict[str, Any]:
+        parts = path.strip("/").split("/")
+        event = api_gateway_event(
+            method,
+            path,
+            b"",
+            {"Content-Type": "application/json"},
+            resource="/v1/tenants/{tenant}" + "".join(f"/{p}" for p in parts[3:4]) + ("/{key_id}" * (len(parts) == 5)),
+            path_parameters={"tenant": parts[2], **({"key_id": parts[4]} if len(parts) == 5 else {})},
+            iam_identity=iam_identity(),
+        )
+        response = admin_handler.lambda_handler(event, LocalLambdaContext())
+        if record:
+            recorder.add(f"admin response {method} {path}", response)
+        return json.loads(response["body"])
+
+    # The one answer that holds each key (never recorded), then every view of the tenant.
+    made = [admin("POST", "/v1/tenants/keyco/bridge-keys", record=False) for _ in range(2)]
+    keys = {f"admin-made key {i}": m["key"] for i, m in enumerate(made)}
+    assert all(key.startswith("keyco.sbk_") for key in keys.values())
+    admin("POST", "/v1/tenants/keyco/bridge-keys")  # a third: 409, naming the ids
+    admin("GET", "/v1/tenants/keyco")
+    runner = CliRunner()
+    for args in (["tenants", "show", "keyco"], ["tenants", "key", "list", "keyco"], ["tenants", "show", "acme"]):
+        result = runner.invoke(cli, args, catch_exceptions=True)
+        recorder.add(f"cli {args}", result.output + (repr(result.exception) if result.exception else ""))
+    reset_caches()
+
+    # -- accepted: every key, Basic and body writeKey, batch and single calls, gzip ---------------------------
+    every_key = [bridge_key("acme", 1), bridge_key("acme", 2), bridge_key("other", 1), *keys.values()]
+    message = {"type": "track", "userId": "u1", "event": "Order Completed"}
+    for n, key in enumerate(every_key):
+        item = {**message, "messageId": f"k{n}-1", "writeKey": key}
+        assert tracking("batch", {"batch": [item], "sentAt": "2020-01-01T00:00:00Z"}, recorder, key=key) == 200
+        assert tracking("import", {"batch": [{**item, "messageId": f"k{n}-2"}], "writeKey": key}, recorder) == 200
+        assert tracking("track", {**item, "messageId": f"k{n}-3"}, recorder, key=key) == 200
+        assert tracking("identify", {"userId": "u1", "messageId": f"k{n}-4", "writeKey": key}, recorder) == 200
+        zipped = gzip.compress(json.dumps({"batch": [{**item, "messageId": f"k{n}-5"}], "writeKey": key}).encode())
+        assert tracking("batch", zipped, recorder, headers={"Content-Encoding": "gzip"}) == 200
+        # A 200 with a refusal listed (the message without a userId quotes nothing of the key).
+        mixed = {"batch": [{**item, "messageId": f"k{n}-6"}, {"type": "track", "event": "E", "writeKey": key}]}
+        assert tracking("batch", mixed, recorder, key=key) == 200
+
+    # -- refused ---------------------------------------------------------------------------------------------
+    made_secret = keys["admin-made key 0"].partition(".")[2]
+    refusals: list[tuple[int, str, Any, dict[str, Any]]] = []
+    for key in every_key:
+        tenant, _, secret = key.partition(".")
+        for wrong in (
+            f"{'other' if tenant != 'other' else 'acme'}.{secret}",  # another tenant's secret
+            f"nosuch.{secret}",  # unknown tenant
+            key + "x",
+            key[:-1],
+            key.upper(),
+            secret,
+            f"{tenant}.{key}",
+        ):
+            refusals.append((401, "batch", {"batch": [message]}, {"key": wrong}))
+            refusals.append((401, "track", {**message, "writeKey": wrong}, {}))
+        refusals += [
+            (400, "batch", f'{{"writeKey": "{key}", "batch": ['.encode(), {}),  # truncated JSON: no key quoted
+            (400, "batch", f'{{"writeKey": "{key}", "batch": '.encode() + b"[" * 100 + b"]" * 100 + b"}", {}),
+            (400, "batch", f'{{"writeKey": "{key}", "batch": ["\xff"]}}'.encode("latin-1"), {}),
+            (400, "track", {"writeKey": key, "batch": {"not": "a list"}, "event": "E"}, {}),  # no userId
+            (400, "batch", {"writeKey": key, "batch": "nope"}, {}),
+            (400, "batch", {"batch": [message], "writeKey": key, "p": "x" * (600 * 1024)}, {}),
+            (400, "batch", gzip.compress(f'{{"writeKey": "{key}", "batch": ['.encode())[:-4], {"gzip": True}),
+            (413, "batch", {"batch": [{}] * 10_001, "writeKey": key}, {}),  # more messages than one request takes
+            (415, "batch", {"batch": [message], "writeKey": key}, {"key": key, "type": "text/plain"}),
+            (415, "batch", {"batch": [message], "writeKey": key}, {"encoding": "br"}),
+            (500, "batch", {"batch": [message], "writeKey": key, "sentAt": "0001-01-01T00:00:00+01:00"}, {}),
+        ]
+    for status, route, body, options in refusals:
+        headers = {}
+        if "type" in options:
+            headers["Content-Type"] = options["type"]
+        if "encoding" in options:
+            headers["Content-Encoding"] = options["encoding"]
+        if options.get("gzip"):
+            headers["Content-Encoding"] = "gzip"
+        got = tracking(route, body, recorder, key=options.get("key"), headers=headers)
+        assert got == status, (status, route, options, str(body)[:200])
+
+    # A revoked key (refused once the instance rereads the tenant).
+    admin("DELETE", f"/v1/tenants/keyco/bridge-keys/{made[0]['id']}")
+    reset_caches()
+    assert tracking("batch", {"batch": [message]}, recorder, key=keys["admin-made key 0"]) == 401
+    assert tracking("batch", {"batch": [message], "writeKey": "keyco." + made_secret}, recorder) == 401
+
+    # A bug after reading (its exception text quotes what was read: the key must already be gone).
+    def crash(events: Any, *args: Any, **kwargs: Any) -> Any:
+        # (Not the TenantConfig's repr: it shows per-source secrets; see test_a_tenant_config_repr_...)
+        raise RuntimeError(f"bug while finishing {events!r} for {kwargs['tenant_id']!r} ({kwargs['source_name']})")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(pipeline, "finish_events", crash)
+        body = {"batch": [{**message, "writeKey": keys["admin-made key 1"]}], "writeKey": keys["admin-made key 1"]}
+        assert tracking("batch", body, recorder) == 500
+
+    # -- the queue, then Segment ------------------------------------------------------------------------------
+    queued = receive_all(world["queue_url"])
+    assert len(queued) >= 5 * len(every_key)
+    recorder.add("queue bodies and attributes", queued)
+    for start in range(0, len(queued), 10):
+        records = [dict(m, Attributes={"ApproximateReceiveCount": "1"}) for m in queued[start : start + 10]]
+        response = forward_handler.lambda_handler(sqs_event(records), LocalLambdaContext(timeout_seconds=20))
+        recorder.add("forward response", response)
+    delivered = world["sink"].snapshot()
+    assert delivered, "the tracking messages should reach Segment"
+    for request in delivered:
+        recorder.add("what Segment received (bodies)", request.messages)
+    recorder.add("DLQ bodies and attributes", receive_all(world["dlq_url"]))
+
+    out, err = capfd.readouterr()
+    recorder.add("stdout (logs, EMF metrics)", out)
+    recorder.add("stderr", err)
+    recorder.add("log records", [r.getMessage() + " " + json.dumps(r.__dict__, default=repr) for r in caplog.records])
+    logging.getLogger("segment-bridge").removeHandler(kept)
+    recorder.add("log records with tracebacks", kept.texts)
+    logged = out + "\n".join(kept.texts)
+    assert "unhandled error in ingest" in logged and "bug while finishing" in logged  # the 500s were logged
+    assert "OverflowError" in logged  # the known bug's 500 too, with its traceback
+
+    forms = dict(canaries())
+    for name, key in keys.items():
+        forms.update(key_forms(name, key))
+    leaks = [
+        f"{name} in {where}: ...{text[max(0, text.find(form) - 80) : text.find(form) + 40]}..."
+        for where, text in recorder.texts
+        for name, form in forms.items()
+        if form and form in text
+    ]
+    assert not leaks, "\n".join(leaks[:20])
+    assert len(recorder.texts) > 150
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "FINDING (latent, pre-existing): TenantConfig.sources is dict[str, dict[str, Any]], so repr()/str() of a "
+        "TenantConfig (and of anything holding one: an exception text, a log extra) shows every "
+        "per-source signing secret, Postmark password and Twilio token in clear; docs/security.md says every "
+        "secret is a SecretStr. Nothing formats one today (the leak scans pass); a crash that quoted the tenant "
+        "would leak. Expected: a repr that masks `sources` the way masked() does (or SecretStr values)."
+    ),
+)
+def test_a_tenant_config_repr_shows_no_source_secret() -> None:
+    from segment_bridge.tenants import parse_tenant_secret
+
+    config = parse_tenant_secret("acme", tenant_document("acme"))
+    text = f"{config!r} {config!s}"
+    leaked = [value for value in secret_values("acme") if value in text]
+    assert not leaked, leaked

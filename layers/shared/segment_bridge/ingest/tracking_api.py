@@ -216,7 +216,8 @@ def _parse_time(value: Any) -> datetime | None:
 
 
 def _format(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    # `%04d`, not strftime's `%Y`: glibc does not pad years before 1000, which would not be ISO 8601.
+    return f"{value.year:04d}-" + value.strftime("%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
 def map_message(message: Any) -> MappedEvent:
