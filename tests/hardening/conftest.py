@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, settings
 
 from tests.conftest import reset_caches
 
-from .support import FUZZ_EXAMPLES, FUZZ_MAX_BODY_BYTES, KNOWN_BUGS, STATS, WORK, Harness, install_tenants
+from .support import FUZZ_EXAMPLES, FUZZ_MAX_BODY_BYTES, STATS, WORK, Harness, install_tenants
 
 #: One profile for every property in this suite: bounded by FUZZ_EXAMPLES, no per-example deadline
 #: (the invariants check time themselves), and function-scoped fixtures are fine because every
@@ -55,6 +55,3 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.write_line(
         f"generated inputs sent through the real handlers: {total} ({detail}); FUZZ_EXAMPLES={FUZZ_EXAMPLES}"
     )
-    if KNOWN_BUGS:
-        known = ", ".join(f"{bug}: {count}" for bug, count in sorted(KNOWN_BUGS.items()))
-        terminalreporter.write_line(f"of which hit a known bug (reported, pinned by an xfail test): {known}")

@@ -40,7 +40,6 @@ FUZZ_MAX_BODY_BYTES = 64 * 1024
 #: Generated inputs, per kind; printed at the end of the session (tests/hardening/conftest.py).
 STATS: Counter[str] = Counter()
 #: Generated inputs that hit a known, reported bug (tolerated by `assert_invariants`); printed likewise.
-KNOWN_BUGS: Counter[str] = Counter()
 #: Work counted per unsigned request, per source and probe (test_bounded_work.py); printed likewise.
 WORK: dict[str, dict[str, int]] = {}
 
@@ -227,56 +226,9 @@ class Harness:
             )
 
 
-def utc_overflows(value: Any) -> bool:
-    """True if `value` is a time whose UTC form is outside datetime's years 1-9999 (e.g.
-    "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"): converting it raises OverflowError."""
-    from datetime import UTC, datetime
-
-    from pydantic import TypeAdapter, ValidationError
-
-    try:
-        parsed = TypeAdapter(datetime).validate_python(value)
-    except (ValidationError, TypeError, ValueError):
-        return False
-    try:
-        parsed.astimezone(UTC) if parsed.tzinfo is not None else parsed
-    except OverflowError:
-        return True
-    return False
-
-
-def known_timestamp_overflow(call: Call) -> bool:
-    """True if this call is a 500 from the known bug pinned (xfail, strict) by test_tracking_api.py's
-    `test_a_time_at_the_edge_of_the_calendar_is_not_a_500`: a `timestamp` or `sentAt` whose UTC form is
-    outside years 1-9999, or a skew correction that moves a timestamp there, raises `OverflowError`
-    (out of `tracking_api.read_call`, or out of the Spec model's UTC validator in normalization).
-    Recognized by replaying `read_call` on the request, so it tolerates only such requests, and none
-    once the bug is fixed (then delete this function and its callers)."""
-    if call.status != 500 or not is_tracking_path(call.path):
-        return False
-    try:
-        headers = {k.lower(): v for k, v in (call.event.get("headers") or {}).items()}
-        raw = call.event.get("body") or ""
-        body = base64.b64decode(raw) if call.event.get("isBase64Encoded") else raw.encode("utf-8", "surrogateescape")
-        route = call.path.removesuffix("/").rsplit("/", 1)[1]
-        request = tracking_api.TrackingRequest(route, body, headers, time.time())
-        read = tracking_api.read_call(request, tracking_api.decoded_body(request))
-    except OverflowError:
-        KNOWN_BUGS["timestamp overflow (500)"] += 1
-        return True
-    except Exception:  # any other outcome is not this bug
-        return False
-    if any(isinstance(m, dict) and utc_overflows(m.get("timestamp")) for m in read.messages):
-        KNOWN_BUGS["timestamp overflow (500)"] += 1
-        return True
-    return False
-
-
 def assert_invariants(call: Call, *, allow_unavailable: bool = False, max_seconds: float = FUZZ_MAX_SECONDS) -> None:
     """What must hold for any input at all (docs/security.md, "Invariants")."""
     where = f"{call.method} {call.path[:120]!r} -> {call.status} {call.text[:300]!r}"
-    if known_timestamp_overflow(call):
-        return
     assert 200 <= call.status < 600, where
     # Never a 5xx caused by the input: only 503, and only when a dependency is made to fail.
     assert call.status < 500 or (allow_unavailable and call.status == 503), where

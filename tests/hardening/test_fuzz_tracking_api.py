@@ -46,7 +46,6 @@ from .support import (
     assert_invariants,
     basic,
     bridge_key,
-    known_timestamp_overflow,
 )
 
 pytestmark = pytest.mark.fuzz
@@ -104,8 +103,6 @@ def assert_queued_for(harness: Harness, tenant: str) -> list[dict[str, Any]]:
 def test_any_tracking_request_keeps_the_invariants(harness: Harness, drawn: DrawnTracking) -> None:
     call = harness.invoke(drawn.event, kind="hypothesis (tracking)")
     assert_invariants(call)
-    if known_timestamp_overflow(call):
-        return
     if drawn.event["httpMethod"].upper() == "POST" and drawn.event["path"] == f"/v1/{drawn.route}":
         assert call.status in STATUSES, (call.status, call.text[:300])
     # Only a tenant's own key, as the credential, gets anything accepted, and only for that tenant.
@@ -144,8 +141,6 @@ def test_authenticated_bodies_of_any_shape(harness: Harness, route: str, key: st
         )
         call = post(harness, route, raw, key=key)
     assert_invariants(call)
-    if known_timestamp_overflow(call):
-        return
     assert call.status in (200, 400, 413), call.text[:300]
     assert_no_key_leaves(harness, call)
     if call.status == 200:
@@ -172,8 +167,6 @@ def test_gzip_is_transparent(
     zipped = post(harness, route, empty + members + empty, key=bridge_key("acme"), headers={"Content-Encoding": "gzip"})
     for call in (plain, zipped):
         assert_invariants(call)
-    if known_timestamp_overflow(plain):
-        return
     assert zipped.status == plain.status, (plain.text[:300], zipped.text[:300])
     assert zipped.enqueued == plain.enqueued
     assert {k: v for k, v in zipped.headers.items() if k.startswith("x-bridge")} == {

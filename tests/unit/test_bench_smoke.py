@@ -123,7 +123,7 @@ def test_python_m_bench_runs_every_section_end_to_end_at_tiny_size() -> None:
     assert completed.returncode == 0, completed.stderr[-3000:]
     out = completed.stdout
     # A new section needs its heading here.
-    assert SECTIONS == ("forward", "ingest", "coldstart", "chaos", "conformance", "outage")
+    assert SECTIONS == ("forward", "ingest", "coldstart", "chaos", "conformance", "outage", "libraries")
     for heading in (
         "1. Forwarding 300 Spec messages",
         "2. Ingest cost",
@@ -132,8 +132,10 @@ def test_python_m_bench_runs_every_section_end_to_end_at_tiny_size() -> None:
         "5. Delivery under faults: 2,000 messages",
         "6. Spec conformance cost",
         "7. Riding out an outage: Segment down 6 h, 3,000 messages",
+        "8. Segment libraries through the bridge: analytics-python",
     ):
         assert heading in out, out
     assert "FAILED" not in out and "Traceback" not in completed.stderr, completed.stderr[-3000:]
     assert "300 / 300 / 300 of 300" in out  # every message delivered by every contender
+    assert "2,000 / 0 / 0 of 2,000; 500 / 0 / 0 of 500" in out  # the libraries' messages through the bridge, once
     assert "targets:" in out

@@ -8,10 +8,12 @@ from datetime import datetime
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from segment_bridge.events import MappedEvent, Rejected
 from segment_bridge.ingest.normalize import Integration, derive_anonymous_id, derive_message_id, normalize
 from segment_bridge.limits import MAX_MESSAGE_BYTES
+from segment_bridge.spec import message_adapter
 from segment_bridge.tenants import TenantConfig
 
 TENANT = TenantConfig(write_key="wk", region="us")
@@ -253,3 +255,9 @@ def test_the_prebuilt_encoder_is_json_dumps_with_the_same_options(value: dict) -
     assert outcome(_encode) == outcome(
         lambda v: json.dumps(v, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     )
+
+
+@pytest.mark.parametrize("timestamp", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_the_spec_model_refuses_a_timestamp_whose_utc_form_leaves_the_calendar(timestamp: str) -> None:
+    with pytest.raises(ValidationError, match="outside years 1-9999"):
+        message_adapter().validate_python({"type": "track", "event": "E", "userId": "u", "timestamp": timestamp})

@@ -128,6 +128,25 @@ def test_an_unreadable_sent_at_or_timestamp_is_left_for_the_spec_checks() -> Non
     assert call.messages[0]["timestamp"] == "yesterday"
 
 
+@pytest.mark.parametrize(
+    ("timestamp", "sent_at"),
+    [
+        ("9999-12-31T00:00:00Z", "1970-01-01T00:00:00Z"),  # the skew would move it past 9999
+        ("0001-01-02T00:00:00Z", "9999-12-31T00:00:00Z"),  # ... or before year 1
+    ],
+)
+def test_a_correction_past_the_calendar_is_not_made(timestamp: str, sent_at: str) -> None:
+    call = read("batch", {"batch": [{"type": "track", "timestamp": timestamp}], "sentAt": sent_at})
+    assert call.messages[0]["timestamp"] == timestamp
+
+
+@pytest.mark.parametrize("sent_at", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_sent_at_whose_utc_form_leaves_the_calendar_is_unreadable(sent_at: str) -> None:
+    stamp = iso(NOW - 7200)
+    call = read("batch", {"batch": [{"type": "track", "timestamp": stamp}], "sentAt": sent_at})
+    assert call.messages[0]["timestamp"] == stamp
+
+
 # -- encodings and size ----------------------------------------------------------------------------------
 def test_gzip_bodies_are_read_and_other_encodings_refused() -> None:
     body = json.dumps({"batch": [{"type": "track"}]}).encode()
@@ -140,6 +159,25 @@ def test_gzip_bodies_are_read_and_other_encodings_refused() -> None:
 def test_concatenated_gzip_members_are_one_body() -> None:
     req = request("batch", gzip.compress(b'{"batch":') + gzip.compress(b"[]}"), {"content-encoding": "gzip"})
     assert decoded_body(req) == b'{"batch":[]}'
+
+
+def test_members_up_to_the_cap_are_read_one_more_is_400() -> None:
+    cap = tracking_api.MAX_GZIP_MEMBERS
+    members = [gzip.compress(b"[]"[i % 2 : i % 2 + 1] if i < 2 else b" ") for i in range(cap)]
+    assert decoded_body(request("batch", b"".join(members), {"content-encoding": "gzip"})) == b"[]" + b" " * (cap - 2)
+    with pytest.raises(MalformedRequest, match=f"more than {cap} members"):
+        decoded_body(request("batch", b"".join(members) + gzip.compress(b" "), {"content-encoding": "gzip"}))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    parts=st.lists(st.binary(max_size=40_000), min_size=1, max_size=6),
+    level=st.integers(0, 9),
+)
+def test_gzip_members_across_chunk_boundaries_inflate_to_their_concatenation(parts: list[bytes], level: int) -> None:
+    """Members of any size, ending anywhere in a `GZIP_CHUNK_BYTES` chunk (incompressible ones span several)."""
+    body = b"".join(gzip.compress(part, compresslevel=level, mtime=0) for part in parts)
+    assert tracking_api.gunzip_bounded(body, MAX_REQUEST_BYTES) == b"".join(parts)
 
 
 @pytest.mark.parametrize(

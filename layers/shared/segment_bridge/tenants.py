@@ -328,6 +328,12 @@ class TenantConfig(BaseModel):
         data["write_key"] = self.write_key.get_secret_value()
         return json.dumps(_reveal(data), sort_keys=True)
 
+    def __repr_args__(self) -> Any:
+        # repr() and str() (an exception text, a log extra) mask the per-source secrets as masked()
+        # does: `sources` is plain dicts, so pydantic would otherwise print signing secrets in clear.
+        for name, value in super().__repr_args__():
+            yield name, ({source: _mask_secrets(v) for source, v in value.items()} if name == "sources" else value)
+
     def masked(self) -> dict[str, Any]:
         """A view that is safe to print: the writeKey shows its last 4 chars, other secrets nothing."""
         key = self.write_key.get_secret_value()

@@ -49,6 +49,13 @@ ROUTES: dict[str, str | None] = {
 #: messages plus its envelope. 512 KiB takes everything a library sends to Segment successfully and
 #: still bounds the work (and a gzip bomb) per request.
 MAX_REQUEST_BYTES = 512 * 1024
+#: gzip members in one body (RFC 1952 lets members be concatenated; each library sends one). Each
+#: member costs a new inflater and a header: bounded, so an unauthenticated body of thousands of empty
+#: 20-byte members is a quick 400, not superlinear work.
+MAX_GZIP_MEMBERS = 64
+#: Compressed input is handed to zlib this much at a time, so what follows a member's end (zlib's
+#: `unused_data`, a copy) is never more than this: inflating is linear in the body's size.
+GZIP_CHUNK_BYTES = 16 * 1024
 #: A gap between the library's `sentAt` and our clock below this is network latency (Segment assumes
 #: a few hundred ms), and timestamps are kept byte for byte; above it the library's clock is off and
 #: its timestamps are corrected the way Segment would (`timestamp = receivedAt - (sentAt - timestamp)`).
@@ -106,22 +113,32 @@ def decoded_body(request: TrackingRequest) -> bytes:
 
 def gunzip_bounded(data: bytes, limit: int) -> bytes:
     """gzip's members inflated, stopping as soon as the output passes `limit` (a 1 KB body can
-    inflate to gigabytes: it is never inflated past the limit)."""
+    inflate to gigabytes: it is never inflated past the limit). At most `MAX_GZIP_MEMBERS` members;
+    input goes in `GZIP_CHUNK_BYTES` at a time, so the work is linear in the body's size."""
     if len(data) > limit:  # compressed larger than allowed uncompressed: never a library's body
         raise too_large(len(data))
+    view = memoryview(data)
     out = bytearray()
-    rest = data
-    while rest:
+    position = members = 0
+    while position < len(data):
+        members += 1
+        if members > MAX_GZIP_MEMBERS:
+            raise MalformedRequest(f"gzip body has more than {MAX_GZIP_MEMBERS} members: send one gzip stream")
         inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        try:
-            out += inflater.decompress(rest, limit + 1 - len(out))
-        except zlib.error:
-            raise MalformedRequest("body is not valid gzip (Content-Encoding: gzip)") from None
-        if len(out) > limit:
-            raise too_large(len(out), inflated=True)
-        if not inflater.eof:
-            raise MalformedRequest("gzip body is truncated")
-        rest = inflater.unused_data
+        while not inflater.eof:
+            if position >= len(data):
+                raise MalformedRequest("gzip body is truncated")
+            chunk = view[position : position + GZIP_CHUNK_BYTES]
+            position += len(chunk)
+            try:
+                # Room for one byte past the limit: reaching it is the 400 below, so zlib never keeps
+                # input back (`unconsumed_tail` stays empty) on a body within the limit.
+                out += inflater.decompress(chunk, limit + 1 - len(out))
+            except zlib.error:
+                raise MalformedRequest("body is not valid gzip (Content-Encoding: gzip)") from None
+            if len(out) > limit:
+                raise too_large(len(out), inflated=True)
+        position -= len(inflater.unused_data)  # the next member starts inside this chunk
     return bytes(out)
 
 
@@ -202,7 +219,17 @@ def correct_clock(messages: list[Any], sent_at: Any, received_at: float) -> None
         elif skew:
             stamp = _parse_time(raw)
             if stamp is not None:  # anything else is the Spec check's to report
-                message["timestamp"] = _format(stamp + skew)
+                message["timestamp"] = _shifted(stamp, skew, raw)
+
+
+def _shifted(stamp: datetime, skew: timedelta, raw: str) -> str:
+    """`stamp` moved by the library's clock skew; the library's own text when the corrected time
+    would leave years 1-9999 (a clock thousands of years off: no correction can be written, and the
+    message still carries the time its sender gave it, which the Spec check then judges)."""
+    try:
+        return _format(stamp + skew)
+    except OverflowError:
+        return raw
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -210,9 +237,9 @@ def _parse_time(value: Any) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # not ISO 8601, or a UTC form outside years 1-9999: unreadable
         return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _format(value: datetime) -> str:

@@ -45,7 +45,13 @@ def _as_utc(value: datetime) -> datetime:
     # Spec timestamps are ISO-8601 in UTC. A naive timestamp is taken as UTC (documented in README).
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # "0001-01-01T00:00:00+01:00" is a valid ISO 8601 text whose UTC form is in year 0. A
+        # ValueError, which pydantic reports as this field's error: the message is refused with the
+        # reason, not the whole request lost to an OverflowError (a 500).
+        raise ValueError("timestamp is outside years 1-9999 once converted to UTC") from None
 
 
 def format_timestamp(value: datetime) -> str:
