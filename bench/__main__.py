@@ -20,19 +20,20 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from . import bench_chaos, bench_conformance, bench_outage, coldstart, forward, ingest, report, scale
+from . import bench_chaos, bench_conformance, bench_libraries, bench_outage, coldstart, forward, ingest, report, scale
 from .common import ROOT, Section, Service, Sink, aws_env, machine_info, start_moto, start_sink
 from .messages import TENANTS, prepare, write_key
 
 FULL_N = 100_000
 QUICK_N = 5_000
 SMOKE_N = 300
-SECTIONS = ("forward", "ingest", "coldstart", "chaos", "conformance", "outage")
+SECTIONS = ("forward", "ingest", "coldstart", "chaos", "conformance", "outage", "libraries")
 #: Sections that need no shared services, each `section(size, log) -> Section`.
 STANDALONE: dict[str, Callable[[str, Callable[[str], None]], Section]] = {
     "chaos": bench_chaos.section,
     "conformance": bench_conformance.section,
     "outage": bench_outage.section,
+    "libraries": bench_libraries.section,
 }
 
 

@@ -81,7 +81,7 @@ class Service:
                 self.process.wait()
 
 
-def _child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])])
     env.update(extra or {})
@@ -106,10 +106,10 @@ def start_sink() -> Service:
     process = subprocess.Popen(
         [PYTHON, "-m", "bench.sink_process"],
         cwd=ROOT,
-        env=_child_env(),
+        env=child_env(),
         stdout=subprocess.PIPE,
         text=True,
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
     )
     line = process.stdout.readline() if process.stdout else ""
     if not line.startswith("PORT "):
@@ -125,10 +125,10 @@ def start_moto() -> Service:
     process = subprocess.Popen(
         [PYTHON, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         cwd=ROOT,
-        env=_child_env(),
+        env=child_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
     )
     _wait_for_port(port, process)
     return Service("moto", process, f"http://127.0.0.1:{port}")
@@ -149,7 +149,7 @@ class Sink:
 
 
 # -- worker processes --------------------------------------------------------------------------
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """preexec_fn: SIGTERM this child when the benchmark process dies (Linux), so nothing is left behind."""
     try:
         import ctypes
@@ -192,15 +192,15 @@ def run_rounds(
                 wid = f"{name}-{index}"
                 out, err = sync / f"result-{wid}.json", sync / f"stderr-{wid}.txt"
                 command = [PYTHON, "-m", module, "worker", *argv, "--out", str(out)]
-                child_env = _child_env({**env, "BENCH_SYNC_DIR": str(sync), "BENCH_WORKER_ID": wid})
+                worker_env = child_env({**env, "BENCH_SYNC_DIR": str(sync), "BENCH_WORKER_ID": wid})
                 with err.open("w") as stderr:
                     process = subprocess.Popen(
                         command,
                         cwd=ROOT,
-                        env=child_env,
+                        env=worker_env,
                         stdout=subprocess.DEVNULL,
                         stderr=stderr,
-                        preexec_fn=_die_with_parent,
+                        preexec_fn=die_with_parent,
                     )
                 workers.setdefault(name, []).append((wid, process, out, err, argv))
         everyone = [w for group in workers.values() for w in group]

@@ -14,11 +14,13 @@ from __future__ import annotations
 import argparse
 import base64
 import gzip
+import hashlib
 import re
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from segment_bridge_tools.sink import ReceivedRequest, SegmentSink
@@ -30,6 +32,7 @@ class CountingSink(SegmentSink):
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(host=host, port=port)
         self._ids: set[str] = set()
+        self._digest = 0
         self._delivered = 0
         self._cpu0 = time.process_time()
         sink = self
@@ -59,19 +62,23 @@ class CountingSink(SegmentSink):
             self.requests.append(request)
             if request.status == 200:
                 self._delivered += len(ids)
-                self._ids.update(ids)
+                for message_id in ids:
+                    if message_id not in self._ids:
+                        self._ids.add(message_id)
+                        self._digest ^= _id_hash(message_id)
 
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
             self._ids.clear()
+            self._digest = 0
             self._delivered = 0
             self._cpu0 = time.process_time()
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
             requests = list(self.requests)
-            unique, delivered = len(self._ids), self._delivered
+            unique, delivered, digest = len(self._ids), self._delivered, self._digest
         ok = [r for r in requests if r.status == 200]
         statuses: dict[str, int] = {}
         for r in requests:
@@ -82,6 +89,8 @@ class CountingSink(SegmentSink):
             "statuses": statuses,
             "messages": delivered,
             "unique_message_ids": unique,
+            #: Order-independent digest of the set of unique messageIds (`ids_digest`): the set, not just its size.
+            "unique_ids_digest": f"{digest:016x}",
             "body_bytes": sum(r.body_bytes for r in ok),
             "wire_bytes": sum(r.content_length for r in ok),
             "max_body_bytes": max((r.body_bytes for r in ok), default=0),
@@ -91,6 +100,18 @@ class CountingSink(SegmentSink):
             #: This process's CPU time since the last reset: is the sink the bottleneck?
             "cpu_seconds": time.process_time() - self._cpu0,
         }
+
+
+def _id_hash(message_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(message_id.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")
+
+
+def ids_digest(message_ids: Iterable[str]) -> str:
+    """What the sink's `unique_ids_digest` is once exactly these messageIds were delivered."""
+    digest = 0
+    for message_id in set(message_ids):
+        digest ^= _id_hash(message_id)
+    return f"{digest:016x}"
 
 
 def _body_write_key(raw: bytes, gzipped: bool) -> str | None:
